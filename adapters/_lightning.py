@@ -1,0 +1,210 @@
+"""The one mechanism both adapters share: capture at the head, add ``weight_t * W2``, log.
+
+A :class:`HeadRegularizer` puts a forward hook on the module that produces the online
+projections (lightly: ``projection_head``; solo-learn: ``projector``). While the model's
+``training_step`` runs, every output of *that* module computed with gradients enabled is
+kept; afterwards the W2 term of all of them together (every view, every crop) is added to the
+step's loss and logged. Calls under ``no_grad`` (kNN, validation, momentum targets computed in
+``no_grad``) and other modules (deep-copied momentum heads, the predictor) are never captured.
+The criterion is not touched, so memory banks advance exactly as before.
+
+:func:`regularize_class` turns that into a subclass of any LightningModule class (Lightning
+1.9 ``pytorch_lightning`` or 2.x ``lightning``: only the hook names are used). It adds no
+parameters or buffers; the schedule's state rides in the checkpoint under ``"w2reg"``.
+
+This module contains no linear algebra: the math is :class:`w2reg.W2Uniformity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, Union
+
+import torch
+from torch import Tensor, nn
+
+from w2reg import W2Uniformity
+from w2reg.schedules import Schedule, WeightLike
+
+#: Keys logged by the adapters (``self.log``), per training step and per epoch.
+LOG_W2 = "train_w2_uniformity"  #: the unweighted W2 of the step's online projections
+LOG_WEIGHT = "train_w2_weight"  #: the weight ``a_t`` used in that step
+LOG_TERM = "train_w2_loss"  #: ``a_t * W2``, the amount added to the loss
+CHECKPOINT_KEY = "w2reg"
+
+M = TypeVar("M", bound=nn.Module)
+WeightSpec = Union[WeightLike, Callable[[nn.Module], WeightLike]]
+
+
+def _resolve(model: nn.Module, head: str) -> nn.Module:
+    try:
+        module = model.get_submodule(head)
+    except AttributeError:
+        module = None
+    if not isinstance(module, nn.Module) or module is model:
+        children = [name for name, _ in model.named_children()]
+        raise ValueError(
+            f"head={head!r}: {type(model).__name__} has no submodule of that name; "
+            f"its top-level modules are {children}"
+        )
+    return module
+
+
+class HeadRegularizer:
+    """Captures a head's outputs during a training step and turns them into the W2 term.
+
+    A plain object (not an ``nn.Module``), so attaching it changes no ``state_dict``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        head: str,
+        weight: WeightLike,
+        *,
+        normalize: bool = True,
+        gather_distributed: bool = False,
+    ) -> None:
+        self.head_name = head
+        self.head = _resolve(model, head)
+        self.loss = W2Uniformity(weight, normalize=normalize,
+                                 gather_distributed=gather_distributed)
+        self._captured: list[Tensor] = []
+        self._active = False
+        self.head.register_forward_hook(self._on_forward)
+
+    def _on_forward(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        # Deep copies of the head (momentum/target copies) carry a copy of this hook
+        # bound to a copy of this object, whose _active is never set; the identity test
+        # guards against anything else.
+        if not self._active or module is not self.head or not torch.is_grad_enabled():
+            return
+        if isinstance(output, (tuple, list)):
+            output = output[0]
+        if isinstance(output, Tensor) and output.requires_grad:
+            self._captured.append(output)
+
+    def begin(self, model: nn.Module) -> None:
+        """Start capturing; move the schedule to the trainer's epoch."""
+        trainer = getattr(model, "_trainer", None)
+        if trainer is not None:
+            max_epochs = getattr(trainer, "max_epochs", None)
+            total = max_epochs if isinstance(max_epochs, int) and max_epochs > 0 else None
+            self.loss.set_epoch(int(trainer.current_epoch), total)
+        self._captured = []
+        self._active = True
+
+    def end(self, model: nn.Module) -> Tensor:
+        """Stop capturing and return ``weight_t * W2`` of everything captured."""
+        self._active = False
+        views, self._captured = self._captured, []
+        if not views:
+            raise RuntimeError(
+                f"w2reg: head {self.head_name!r} of {type(model).__name__} produced no output "
+                "with gradients during training_step; name the module whose output is the "
+                "online projection (head=...), and call it outside torch.no_grad()"
+            )
+        widths = {v.reshape(v.shape[0], -1).shape[1] for v in views}
+        if len(widths) != 1:
+            raise RuntimeError(
+                f"w2reg: head {self.head_name!r} produced outputs of different widths "
+                f"{sorted(widths)} in one step; W2 needs one embedding dimension"
+            )
+        return self.loss(*[v.reshape(v.shape[0], -1) for v in views])
+
+    def log(self, model: nn.Module, term: Tensor) -> None:
+        """Log W2, its weight and the term with ``model.log`` (per step and per epoch)."""
+        if getattr(model, "_trainer", None) is None:
+            return
+        assert self.loss.last_value is not None and self.loss.last_weight is not None
+        kwargs = {"on_step": True, "on_epoch": True, "sync_dist": True}
+        model.log(LOG_W2, self.loss.last_value.float(), prog_bar=True, **kwargs)
+        model.log(LOG_WEIGHT, float(self.loss.last_weight), **kwargs)
+        model.log(LOG_TERM, term.detach().float(), **kwargs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"head": self.head_name, "schedule": self.loss.schedule.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.loss.schedule.load_state_dict(dict(state["schedule"]))
+
+
+def add_to_loss(output: Any, term: Tensor) -> Any:
+    """Add ``term`` to what a ``training_step`` returned: a tensor or a dict with ``"loss"``."""
+    if isinstance(output, Tensor):
+        return output + term.to(output.dtype)
+    if isinstance(output, Mapping) and isinstance(output.get("loss"), Tensor):
+        out = dict(output)
+        out["loss"] = out["loss"] + term.to(out["loss"].dtype)
+        return out
+    raise TypeError(
+        "w2reg: training_step must return a loss tensor or a dict with a 'loss' tensor, "
+        f"got {type(output).__name__}"
+    )
+
+
+def regularize_class(
+    cls: type[M],
+    *,
+    head: str,
+    weight: WeightSpec = 1.0,
+    normalize: bool = True,
+    gather_distributed: bool = False,
+    name: str | None = None,
+) -> type[M]:
+    """A subclass of LightningModule ``cls`` whose training loss carries ``weight_t * W2``.
+
+    Args:
+        cls: the LightningModule class to extend (it is not modified).
+        head: dotted name of the submodule whose output is the online projection.
+        weight: a number, a :class:`w2reg.Schedule`, or a callable taking the constructed
+            model and returning one (for weights read from the model's own config).
+        normalize: L2-normalise the projections before W2 (the paper does).
+        gather_distributed: compute W2 on the global batch across ranks.
+        name: the new class's name (default ``cls.__name__ + "W2"``).
+
+    The instance's regularizer is ``model.w2reg`` (a :class:`HeadRegularizer`).
+    """
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise TypeError(f"cls must be an nn.Module subclass, got {cls!r}")
+
+    class Regularized(cls):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            w = weight if isinstance(weight, (Schedule, int, float)) else weight(self)
+            # object.__setattr__: keep the regularizer out of the module tree.
+            object.__setattr__(
+                self,
+                "w2reg",
+                HeadRegularizer(self, head, w, normalize=normalize,
+                                gather_distributed=gather_distributed),
+            )
+
+        def training_step(self, *args: Any, **kwargs: Any) -> Any:
+            reg: HeadRegularizer = self.w2reg
+            reg.begin(self)
+            try:
+                output = super().training_step(*args, **kwargs)
+            except BaseException:
+                reg._active = False
+                raise
+            term = reg.end(self)
+            reg.log(self, term)
+            return add_to_loss(output, term)
+
+        def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+            super().on_save_checkpoint(checkpoint)
+            checkpoint[CHECKPOINT_KEY] = self.w2reg.state_dict()
+
+        def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+            super().on_load_checkpoint(checkpoint)
+            if CHECKPOINT_KEY in checkpoint:
+                self.w2reg.load_state_dict(checkpoint[CHECKPOINT_KEY])
+
+    Regularized.__name__ = name or f"{cls.__name__}W2"
+    Regularized.__qualname__ = Regularized.__name__
+    Regularized.__module__ = cls.__module__
+    Regularized.__doc__ = (
+        f"{cls.__name__} with the W2 uniformity term on {head!r} (w2reg).\n\n{cls.__doc__ or ''}"
+    )
+    return Regularized

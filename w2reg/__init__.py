@@ -1,0 +1,34 @@
+"""w2reg: the Wasserstein-2 uniformity regularizer for self-supervised learning.
+
+Fang, Li, Sun, Wang, "Rethinking the Uniformity Metric in Self-Supervised Learning",
+ICLR 2024, arXiv:2403.00642. Pure PyTorch; the lightly and solo-learn bindings live in
+``w2reg.adapters`` and are imported only on request.
+"""
+
+from .functional import (
+    align_uniform_loss,
+    alignment,
+    effective_rank,
+    singular_values,
+    w2_uniformity,
+    wang_isola_uniformity,
+)
+from .losses import AlignUniformLoss, W2Uniformity
+from .schedules import Constant, LinearDecay, Schedule, as_schedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlignUniformLoss",
+    "Constant",
+    "LinearDecay",
+    "Schedule",
+    "W2Uniformity",
+    "align_uniform_loss",
+    "alignment",
+    "as_schedule",
+    "effective_rank",
+    "singular_values",
+    "w2_uniformity",
+    "wang_isola_uniformity",
+]

@@ -1,0 +1,196 @@
+"""Functional form of the W2 uniformity loss and of the metrics that monitor uniformity.
+
+Every function takes embeddings as an ``(N, m)`` floating tensor (``N`` samples, ``m``
+features) and raises ``ValueError`` naming the argument, with the shape and dtype received,
+when that is not what it got.
+
+Reference: Fang, Li, Sun, Wang, "Rethinking the Uniformity Metric in Self-Supervised
+Learning", ICLR 2024, arXiv:2403.00642.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._distributed import gather
+from ._trace_sqrt import trace_sqrt_gram
+from ._validation import check_embeddings, check_pair
+
+__all__ = [
+    "w2_uniformity",
+    "wang_isola_uniformity",
+    "alignment",
+    "align_uniform_loss",
+    "effective_rank",
+    "singular_values",
+]
+
+
+def _safe_sqrt(x: Tensor) -> Tensor:
+    """sqrt with gradient 0 (a subgradient) instead of Inf where ``x == 0``."""
+    positive = x > 0
+    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(),
+                       torch.zeros_like(x))
+
+
+def w2_uniformity(
+    z: Tensor,
+    *,
+    normalize: bool = True,
+    squared: bool = False,
+    gather_distributed: bool = False,
+) -> Tensor:
+    r"""Quadratic Wasserstein distance between the embeddings' Gaussian fit and N(0, I/m).
+
+    With ``mu`` the mean of the rows of ``z`` and ``S = (z - mu)^T (z - mu) / N`` their
+    covariance (divided by ``N``, not ``N - 1``), the closed form of W2 between Gaussians
+    gives
+
+    .. math::
+
+        W_2 = \sqrt{\lVert\mu\rVert^2 + 1 + \operatorname{tr}(S)
+              - \tfrac{2}{\sqrt{m}} \operatorname{tr}(S^{1/2})}
+
+    ``N(0, I/m)`` approximates the uniform distribution on the unit sphere ``S^{m-1}``, so a
+    lower value means more uniform embeddings; any collapse (constant or dimensional) raises
+    it. Only ``tr(S^{1/2})`` is needed, the nuclear norm of ``(z - mu) / sqrt(N)``, and it is
+    computed on the smaller of the ``N x N`` Gram and the ``m x m`` covariance, in float64
+    with autocast disabled, with a closed-form backward that stays finite under collapse.
+
+    Args:
+        z: ``(N, m)`` embeddings, ``N >= 2``. In training: the projector outputs of all views
+            of the step, concatenated along the batch dimension.
+        normalize: L2-normalise the rows first, as the paper trains and evaluates.
+        squared: return ``W_2^2`` instead of ``W_2``.
+        gather_distributed: with an initialised process group, compute on the rows of all
+            ranks (gathered with gradients; every rank must hold the same ``N``). A no-op
+            without a process group.
+
+    Returns:
+        A scalar tensor of the dtype of ``z``.
+
+    Example:
+        >>> z = torch.randn(512, 128)
+        >>> w2_uniformity(z)            # about 0.4: near the finite-sample floor
+        >>> w2_uniformity(z[:, :1].repeat(1, 128))  # complete dimensional collapse: larger
+    """
+    check_embeddings(z, "z")
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        x = z.to(torch.float64)
+        if normalize:
+            x = F.normalize(x, dim=1)
+        if gather_distributed:
+            x = gather(x)
+        n, m = x.shape
+        mu = x.mean(dim=0)
+        xc = (x - mu) / math.sqrt(n)
+        w2_sq = mu.dot(mu) + 1.0 + xc.pow(2).sum() - (2.0 / math.sqrt(m)) * trace_sqrt_gram(xc)
+        w2_sq = w2_sq.clamp_min(0.0)
+        out = w2_sq if squared else _safe_sqrt(w2_sq)
+    return out.to(z.dtype)
+
+
+def wang_isola_uniformity(z: Tensor, *, t: float = 2.0, normalize: bool = True) -> Tensor:
+    r"""Wang & Isola's uniformity loss ``L_U`` (ICML 2020), the metric W2 is compared with.
+
+    .. math:: L_U = \log \frac{2}{N(N-1)} \sum_{i<j} e^{-t \lVert z_i - z_j \rVert^2}
+
+    on L2-normalised rows. Lower is more uniform; it is bounded below by ``-4t`` (antipodal
+    pairs) and, as the paper shows, does not see feature cloning or feature babies.
+
+    Args:
+        z: ``(N, m)`` embeddings, ``N >= 2``.
+        t: the temperature (2 in the paper and in Wang & Isola).
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        A scalar tensor of the dtype of ``z``. Memory is ``O(N^2)``.
+    """
+    check_embeddings(z, "z")
+    x = z.to(torch.float64)
+    if normalize:
+        x = F.normalize(x, dim=1)
+    sq_dists = torch.pdist(x).pow(2)
+    out = torch.logsumexp(-t * sq_dists, dim=0) - math.log(sq_dists.numel())
+    return out.to(z.dtype)
+
+
+def alignment(z1: Tensor, z2: Tensor, *, alpha: float = 2.0, normalize: bool = True) -> Tensor:
+    r"""Wang & Isola's alignment ``L_A = mean_i ||z1_i - z2_i||^alpha`` over positive pairs.
+
+    Args:
+        z1: ``(N, m)`` embeddings of one view.
+        z2: ``(N, m)`` embeddings of the other view; row ``i`` is the positive of ``z1[i]``.
+        alpha: the exponent (2 in the paper).
+        normalize: L2-normalise the rows first.
+    """
+    check_pair(z1, z2)
+    if normalize:
+        z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    return (z1 - z2).norm(dim=1).pow(alpha).mean()
+
+
+def align_uniform_loss(
+    z1: Tensor, z2: Tensor, *, lam: float = 1.0, t: float = 2.0, alpha: float = 2.0
+) -> Tensor:
+    r"""The AlignUniform objective (Wang & Isola, ICML 2020) on L2-normalised embeddings.
+
+    .. math:: L = L_A(z_1, z_2) + \lambda \, \frac{L_U(z_1) + L_U(z_2)}{2}
+
+    Args:
+        z1, z2: ``(N, m)`` projections of the two views of the same ``N`` images, ``N >= 2``.
+        lam: weight of the uniformity term (1 in Wang & Isola's CIFAR runs).
+        t: temperature of :func:`wang_isola_uniformity`.
+        alpha: exponent of :func:`alignment`.
+    """
+    check_pair(z1, z2)
+    uniform = (wang_isola_uniformity(z1, t=t) + wang_isola_uniformity(z2, t=t)) / 2
+    return alignment(z1, z2, alpha=alpha) + lam * uniform
+
+
+def singular_values(z: Tensor, *, normalize: bool = True, center: bool = True) -> Tensor:
+    r"""The spectrum of the embeddings: singular values of ``(z - mu) / sqrt(N)``, descending.
+
+    These are the square roots of the eigenvalues of the covariance ``S``; a dimensionally
+    collapsed embedding shows a tail of (near-)zero values. Computed in float64.
+
+    Args:
+        z: ``(N, m)`` embeddings.
+        normalize: L2-normalise the rows first (as for :func:`w2_uniformity`).
+        center: subtract the mean row first.
+
+    Returns:
+        ``(min(N, m),)`` tensor in the dtype of ``z``.
+    """
+    check_embeddings(z, "z", min_rows=1)
+    x = z.detach().to(torch.float64)
+    if normalize:
+        x = F.normalize(x, dim=1)
+    if center:
+        x = x - x.mean(dim=0)
+    return torch.linalg.svdvals(x / math.sqrt(x.shape[0])).to(z.dtype)
+
+
+def effective_rank(z: Tensor, *, eps: float = 1e-7) -> Tensor:
+    r"""RankMe effective rank (Garrido et al., ICML 2023) of the embedding matrix.
+
+    .. math:: p_k = \frac{\sigma_k}{\lVert\sigma\rVert_1} + \epsilon, \qquad
+              \operatorname{erank} = \exp\Big(-\sum_k p_k \log p_k\Big)
+
+    with ``sigma`` the singular values of ``z`` itself (not centred, not normalised, as in
+    RankMe). Between 1 (rank one) and ``min(N, m)`` (flat spectrum).
+
+    Args:
+        z: ``(N, m)`` embeddings.
+        eps: the smoothing constant of RankMe.
+    """
+    check_embeddings(z, "z", min_rows=1)
+    s = torch.linalg.svdvals(z.detach().to(torch.float64))
+    if float(s.sum()) == 0.0:
+        return torch.ones((), dtype=z.dtype, device=z.device)
+    p = s / s.sum() + eps
+    return torch.exp(-(p * p.log()).sum()).to(z.dtype)
