@@ -18,7 +18,7 @@ This module contains no linear algebra: the math is :class:`w2reg.W2Uniformity`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +33,7 @@ LOG_TERM = "train_w2_loss"  #: ``a_t * W2``, the amount added to the loss
 CHECKPOINT_KEY = "w2reg"
 
 M = TypeVar("M", bound=nn.Module)
-WeightSpec = Union[WeightLike, Callable[[nn.Module], WeightLike]]
+WeightSpec = WeightLike | Callable[[nn.Module], WeightLike]
 
 
 def _resolve(model: nn.Module, head: str) -> nn.Module:
@@ -67,8 +67,7 @@ class HeadRegularizer:
     ) -> None:
         self.head_name = head
         self.head = _resolve(model, head)
-        self.loss = W2Uniformity(weight, normalize=normalize,
-                                 gather_distributed=gather_distributed)
+        self.loss = W2Uniformity(weight, normalize=normalize, gather_distributed=gather_distributed)
         self._captured: list[Tensor] = []
         self._active = False
         self.head.register_forward_hook(self._on_forward)
@@ -176,8 +175,9 @@ def regularize_class(
             object.__setattr__(
                 self,
                 "w2reg",
-                HeadRegularizer(self, head, w, normalize=normalize,
-                                gather_distributed=gather_distributed),
+                HeadRegularizer(
+                    self, head, w, normalize=normalize, gather_distributed=gather_distributed
+                ),
             )
 
         def training_step(self, *args: Any, **kwargs: Any) -> Any:

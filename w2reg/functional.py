@@ -33,8 +33,9 @@ __all__ = [
 def _safe_sqrt(x: Tensor) -> Tensor:
     """sqrt with gradient 0 (a subgradient) instead of Inf where ``x == 0``."""
     positive = x > 0
-    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(),
-                       torch.zeros_like(x))
+    return torch.where(
+        positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x)
+    )
 
 
 def w2_uniformity(

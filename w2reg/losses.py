@@ -61,8 +61,7 @@ class W2Uniformity(nn.Module):
             raise ValueError("W2Uniformity needs at least one view of shape (B, m), got none")
         widths = {v.shape[-1] if isinstance(v, Tensor) and v.dim() == 2 else None for v in views}
         if len(widths) != 1 or None in widths:
-            shapes = [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-                      for v in views]
+            shapes = [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in views]
             raise ValueError(f"views must all be 2-D (B_i, m) with one m, got shapes {shapes}")
         z = views[0] if len(views) == 1 else torch.cat(views, dim=0)
         value = Fw.w2_uniformity(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Union
+from typing import Any
 
 
 def _check_weight(value: float, name: str) -> float:
@@ -111,8 +111,7 @@ class LinearDecay(Schedule):
         return self.start - t * (self.start - self.end) / horizon
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "start": self.start, "end": self.end,
-                "epochs": self.epochs}
+        return {**super().state_dict(), "start": self.start, "end": self.end, "epochs": self.epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -124,7 +123,7 @@ class LinearDecay(Schedule):
         return f"LinearDecay(start={self.start}, end={self.end}, epochs={self.epochs})"
 
 
-WeightLike = Union[float, int, Schedule]
+WeightLike = float | int | Schedule
 
 
 def as_schedule(weight: WeightLike) -> Schedule:
