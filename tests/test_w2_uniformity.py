@@ -1,0 +1,186 @@
+"""w2_uniformity against independent float64 oracles: values, gradients, collapse, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from oracle import bures_w2, eig_w2
+
+import w2reg
+from w2reg import w2_uniformity
+
+# (N, m): N < m, N = m, N > m. sqrtm oracle where scipy is quick enough, eigvalsh beyond.
+SQRTM_SIZES = [(64, 16), (64, 2048), (128, 128), (1024, 16), (256, 64)]
+EIG_SIZES = [(512, 2048), (1024, 2048), (1024, 256)]
+
+
+def _data(n: int, m: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    # an anisotropic cloud with a non-zero mean, so every term of W2 matters
+    scale = torch.linspace(0.2, 2.0, m, dtype=torch.float64)
+    return torch.randn(n, m, generator=g, dtype=torch.float64) * scale + 0.3
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+@pytest.mark.parametrize("n,m", SQRTM_SIZES)
+@pytest.mark.parametrize("normalize", [True, False])
+def test_value_matches_scipy_sqrtm_bures(n: int, m: int, normalize: bool) -> None:
+    z = _data(n, m)
+    got = float(w2_uniformity(z, normalize=normalize))
+    want = bures_w2(z.numpy(), normalize=normalize)
+    assert _rel(got, want) < 1e-5
+    got_sq = float(w2_uniformity(z, normalize=normalize, squared=True))
+    assert _rel(got_sq, want**2) < 1e-5
+
+
+@pytest.mark.parametrize("n,m", EIG_SIZES)
+def test_value_matches_scipy_eigvalsh_large(n: int, m: int) -> None:
+    z = _data(n, m, seed=1)
+    assert _rel(float(w2_uniformity(z)), eig_w2(z.numpy())) < 1e-5
+
+
+def _nuclear_reference(z: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """An independent autograd path: torch's SVD-based nuclear norm (backward U V^T)."""
+    x = torch.nn.functional.normalize(z, dim=1) if normalize else z
+    n, m = x.shape
+    mu = x.mean(0)
+    xc = (x - mu) / math.sqrt(n)
+    nuc = torch.linalg.matrix_norm(xc, ord="nuc")
+    return (mu @ mu + 1 + xc.pow(2).sum() - 2 / math.sqrt(m) * nuc).sqrt()
+
+
+@pytest.mark.parametrize("n,m", [(64, 256), (128, 128), (512, 64), (64, 2048), (1024, 16)])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_gradient_matches_independent_autograd(n: int, m: int, normalize: bool) -> None:
+    z = _data(n, m, seed=2).requires_grad_()
+    (g_ours,) = torch.autograd.grad(w2_uniformity(z, normalize=normalize), z)
+    z_ref = z.detach().clone().requires_grad_()
+    (g_ref,) = torch.autograd.grad(_nuclear_reference(z_ref, normalize), z_ref)
+    assert torch.linalg.norm(g_ours - g_ref) / torch.linalg.norm(g_ref) < 1e-5
+
+
+@pytest.mark.parametrize("n,m", [(64, 16), (48, 40), (200, 24)])
+def test_gradient_matches_sqrtm_finite_differences(n: int, m: int) -> None:
+    """Directional derivatives of the scipy-sqrtm oracle (central differences, float64).
+
+    N > m only: with N <= m the centred Gram is singular and sqrtm loses the digits a finite
+    difference needs; those sizes are covered by the SVD autograd reference above.
+    """
+    z = _data(n, m, seed=3).requires_grad_()
+    (grad,) = torch.autograd.grad(w2_uniformity(z), z)
+    rng = np.random.default_rng(0)
+    base = z.detach().numpy()
+    h = 1e-5
+    for _ in range(3):
+        v = rng.standard_normal(base.shape)
+        v /= np.linalg.norm(v)
+        fd = (bures_w2(base + h * v) - bures_w2(base - h * v)) / (2 * h)
+        ours = float((grad.numpy() * v).sum())
+        assert abs(ours - fd) <= 1e-5 * float(grad.norm())
+
+
+def _assert_finite_grad(z: torch.Tensor) -> torch.Tensor:
+    z = z.clone().requires_grad_()
+    value = w2_uniformity(z)
+    value.backward()
+    value = value.detach()
+    assert torch.isfinite(value)
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    return value
+
+
+def test_complete_collapse_is_finite_and_maximal_spread_penalty() -> None:
+    z = torch.randn(1, 32).repeat(64, 1)
+    value = _assert_finite_grad(z)
+    # all rows equal: S = 0, |mu| = 1, so W2^2 = 1 + 1 = 2
+    assert abs(float(value) - math.sqrt(2.0)) < 1e-6
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_dimensional_collapse_is_finite(k: int) -> None:
+    z = torch.zeros(128, 64)
+    z[:, :k] = torch.randn(128, k)
+    _assert_finite_grad(z)
+
+
+def test_duplicated_rows_and_repeated_eigenvalues_are_finite() -> None:
+    _assert_finite_grad(torch.randn(16, 32).repeat(8, 1))
+    # +-e_i: mean 0 and covariance exactly I/m -> every eigenvalue repeated, W2 exactly 0
+    eye = torch.eye(16)
+    value = _assert_finite_grad(torch.cat([eye, -eye]))
+    assert float(value) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_low_precision_inputs(dtype: torch.dtype) -> None:
+    z = torch.randn(256, 64).to(dtype).requires_grad_()
+    value = w2_uniformity(z)
+    assert value.dtype == dtype
+    value.backward()
+    assert z.grad is not None and z.grad.dtype == dtype and torch.isfinite(z.grad).all()
+    want = bures_w2(z.detach().double().numpy())
+    assert _rel(float(value), want) < (1e-2 if dtype != torch.float32 else 1e-5)
+
+
+def test_cpu_autocast_runs_in_float64() -> None:
+    lin = torch.nn.Linear(32, 64)
+    x = torch.randn(128, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = lin(x)
+        assert z.dtype == torch.bfloat16
+        value = w2_uniformity(z)
+    value.float().backward()
+    assert torch.isfinite(lin.weight.grad).all()
+    assert _rel(float(value), bures_w2(z.detach().double().numpy())) < 1e-2
+
+
+def test_no_grad_path_gives_same_value() -> None:
+    z = torch.randn(100, 30)
+    with torch.no_grad():
+        a = w2_uniformity(z)
+    b = w2_uniformity(z.requires_grad_())
+    assert torch.allclose(a, b.detach())
+
+
+def test_finite_sample_floor_matches_paper() -> None:
+    # paper.md: about 0.37 for N=512, m=256 on a truly uniform sample
+    z = torch.randn(512, 256, dtype=torch.float64)
+    assert 0.34 < float(w2_uniformity(z)) < 0.40
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (torch.randn(8), r"z must be 2-D .*\(8,\)"),
+        (torch.randn(2, 3, 4), r"z must be 2-D .*\(2, 3, 4\)"),
+        (torch.randn(1, 8), r"at least 2 rows .*\(1, 8\)"),
+        (torch.randn(8, 0), r"at least one column .*\(8, 0\)"),
+        (torch.ones(8, 4, dtype=torch.long), r"floating dtype, got torch.int64 .*\(8, 4\)"),
+        (torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), r"NaN or Inf .*\(2, 2\)"),
+        (torch.tensor([[1.0, float("inf")], [0.0, 1.0]]), r"NaN or Inf"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_argument(bad: torch.Tensor, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        w2_uniformity(bad)
+
+
+def test_module_weights_views_and_exposes_unweighted_value() -> None:
+    z0, z1 = torch.randn(64, 32), torch.randn(64, 32)
+    reg = w2reg.W2Uniformity(w2reg.LinearDecay(2.0, 0.0, epochs=4))
+    reg.set_epoch(1)
+    out = reg(z0, z1)
+    plain = w2_uniformity(torch.cat([z0, z1]))
+    assert torch.allclose(out, 1.5 * plain)
+    assert reg.last_weight == 1.5 and torch.allclose(reg.last_value, plain)
+    assert list(reg.parameters()) == [] and reg.state_dict() == {}
+    with pytest.raises(ValueError, match="views"):
+        reg(torch.randn(4, 3), torch.randn(4, 5))
+    with pytest.raises(ValueError, match="at least one view"):
+        reg()
