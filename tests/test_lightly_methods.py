@@ -196,7 +196,7 @@ def test_trainer_loss_is_criterion_plus_weighted_w2(method):
 
     assert len(rec_w2.losses) == 4
     for step, (loss, w2_expected, metrics) in enumerate(
-        zip(rec_w2.losses, rec_w2.expected_w2, rec_w2.metrics)
+        zip(rec_w2.losses, rec_w2.expected_w2, rec_w2.metrics, strict=True)
     ):
         weight = 3.0 if step < 2 else 2.0  # epoch 0, then epoch 1 of LinearDecay(3, 1, 2)
         for key in ("train_w2_uniformity_step", "train_w2_weight_step", "train_w2_loss_step"):
@@ -227,9 +227,9 @@ def test_w2_gradient_reaches_backbone(method):
     z = torch.cat([reference.project(v) for v in views])
     (0.7 * w2_uniformity(z)).backward()
     expected = [p.grad for p in reference.backbone.parameters()]
-    diff = [g_w2 - g_plain for g_w2, g_plain in zip(*grads)]
+    diff = [g_w2 - g_plain for g_w2, g_plain in zip(*grads, strict=True)]
     assert any(float(d.abs().max()) > 1e-6 for d in diff)
-    for d, e in zip(diff, expected):
+    for d, e in zip(diff, expected, strict=True):
         # float32 rounding (the conv bias before BN has a true gradient of 0) sets atol
         torch.testing.assert_close(d, e, rtol=1e-3, atol=5e-5 + 1e-3 * float(e.abs().max()))
 
@@ -249,8 +249,8 @@ def test_memory_bank_advances_once_per_step(method, rows_per_step):
         calls = []
         original = bank._dequeue_and_enqueue
 
-        def counting(batch, _original=original):
-            calls.append(batch.shape[0])
+        def counting(batch, _original=original, _calls=calls):
+            _calls.append(batch.shape[0])
             return _original(batch)
 
         bank._dequeue_and_enqueue = counting
@@ -266,7 +266,7 @@ def test_momentum_branch_moves_and_is_not_trained(method):
     assert not any(p.requires_grad for p in model.projection_head_momentum.parameters())
     trainer(max_steps=2).fit(model, loader())
     after = list(model.projection_head_momentum.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(after, before))
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
     assert all(p.grad is None for p in model.backbone_momentum.parameters())
 
 
@@ -299,7 +299,7 @@ def test_warmup_cosine_factor():
     f = [lm._warmup_cosine(s, 100, 10) for s in range(101)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert f[10] == pytest.approx(1.0) and f[100] == pytest.approx(0.001)
-    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
 
 
 def test_resume_restores_schedule(tmp_path):
@@ -333,7 +333,7 @@ def test_w2_checkpoint_loads_into_plain_model_strictly(method, tmp_path):
     plain_cls = wl.METHODS[method]
     extra = {k: v for k, v in tiny_kwargs(method).items() if k == "backbone"}
     plain = plain_cls.load_from_checkpoint(tmp_path / "w2.ckpt", strict=True, **extra)
-    for (k, a), (k2, b) in zip(plain.state_dict().items(), model.state_dict().items()):
+    for (k, a), (k2, b) in zip(plain.state_dict().items(), model.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
 
 
