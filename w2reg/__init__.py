@@ -15,6 +15,7 @@ from .functional import (
 )
 from .losses import AlignUniformLoss, W2Uniformity
 from .schedules import Constant, LinearDecay, Schedule, as_schedule
+from .zero_cl import ZeroCLLoss, zero_cl_loss
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "LinearDecay",
     "Schedule",
     "W2Uniformity",
+    "ZeroCLLoss",
     "align_uniform_loss",
     "alignment",
     "as_schedule",
@@ -31,4 +33,5 @@ __all__ = [
     "singular_values",
     "w2_uniformity",
     "wang_isola_uniformity",
+    "zero_cl_loss",
 ]
