@@ -17,6 +17,7 @@ This module contains no linear algebra: the math is :class:`w2reg.W2Uniformity`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -170,7 +171,9 @@ def regularize_class(
     class Regularized(cls):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            # each instance gets its own copy of a schedule: schedules are stateful
             w = weight if isinstance(weight, (Schedule, int, float)) else weight(self)
+            w = copy.deepcopy(w) if isinstance(w, Schedule) else w
             # object.__setattr__: keep the regularizer out of the module tree.
             object.__setattr__(
                 self,
