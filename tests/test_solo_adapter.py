@@ -1,0 +1,443 @@
+"""w2reg.adapters.solo with the real, current solo-learn (the Hydra/cfg API; no mocks).
+
+Skipped where current solo-learn is not installed (CI has PyPI's 1.0.2 at most; that one is
+tested in test_solo_legacy.py). The entry-script test also needs solo-learn's source tree
+(``main_pretrain.py`` is not in the package): ``export W2REG_SOLO_SRC=/path/to/solo-learn``.
+
+Models are built the way solo-learn's own tests build them (tests/methods/utils.py: a plain
+OmegaConf cfg) on a tiny backbone registered in solo's backbone table, so each step takes
+milliseconds; the recipe's ResNet-18 configs are checked by composing them with Hydra.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+ws = pytest.importorskip("w2reg.adapters.solo", reason="solo-learn is not installed")
+if ws.SOLO_API != "cfg":
+    pytest.skip(
+        f"current solo-learn (Hydra/cfg API, git 1.0.6+) is not installed (found solo-learn "
+        f"{ws.SOLO_VERSION}); install it from source, see docs/readme-solo.md",
+        allow_module_level=True,
+    )
+
+import solo.methods.base as solo_base  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+from solo.methods import METHODS  # noqa: E402
+
+import w2reg  # noqa: E402
+from w2reg.adapters import solo_methods, solo_pretrain  # noqa: E402
+
+pl = solo_base.pl  # the Lightning that the installed solo-learn uses
+CONFIGS = solo_pretrain.CONFIG_DIR
+SOLO_SRC = os.environ.get(solo_pretrain.ENV_VAR)
+
+TINY = "w2reg_tiny"
+BACKBONE_CALLS: list[str] = []
+BATCH = 4
+NUM_CLASSES = 3
+
+METHOD_KWARGS: dict[str, dict[str, Any]] = {
+    "simclr": {"temperature": 0.2},
+    "mocov2plus": {"temperature": 0.2, "queue_size": 8},
+    "nnclr": {"temperature": 0.2, "pred_hidden_dim": 16, "queue_size": 8},
+    "byol": {"pred_hidden_dim": 16},
+    "simsiam": {"pred_hidden_dim": 16},
+    "align_uniform": {},
+    "barlow_twins": {},
+    "zero_cl": {},
+}
+MOMENTUM = {"mocov2plus", "byol"}
+
+
+class TinyBackbone(nn.Module):
+    """A 3 -> 8 channel conv and a linear layer: 16 features, any image size."""
+
+    num_features = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, self.num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+def tiny_backbone(method: str, **kwargs: Any) -> nn.Module:
+    BACKBONE_CALLS.append(method)
+    return TinyBackbone()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _solo_setup():
+    solo_base.BaseMethod._BACKBONES[TINY] = tiny_backbone
+    ws.register()
+    yield
+    solo_base.BaseMethod._BACKBONES.pop(TINY, None)
+
+
+def make_cfg(method: str, *, max_epochs: int = 3, small_crops: int = 0, **kwargs: Any):
+    base = ws.base_method_name(method)
+    cfg: dict[str, Any] = {
+        "name": "test",
+        "method": method,
+        "backbone": {"name": TINY},
+        "data": {
+            "dataset": "custom",
+            "train_path": ".",
+            "val_path": None,
+            "format": "image_folder",
+            "num_workers": 0,
+            "num_large_crops": 2,
+            "num_small_crops": small_crops,
+            "num_classes": NUM_CLASSES,
+        },
+        "optimizer": {
+            "name": "lars",
+            "batch_size": BATCH,
+            "lr": 0.3,
+            "classifier_lr": 0.1,
+            "weight_decay": 1e-5,
+            "kwargs": {"momentum": 0.9},
+        },
+        "scheduler": {"name": "warmup_cosine", "warmup_epochs": 0},
+        "checkpoint": {"enabled": False},
+        "auto_resume": {"enabled": False},
+        "performance": {"disable_channel_last": True},
+        "max_epochs": max_epochs,
+        "devices": 1,
+        "accelerator": "cpu",
+        "num_nodes": 1,
+        "method_kwargs": {
+            "proj_hidden_dim": 16,
+            "proj_output_dim": 8,
+            **METHOD_KWARGS.get(base, {}),
+            **kwargs,
+        },
+    }
+    if base in MOMENTUM:
+        cfg["momentum"] = {"base_tau": 0.99, "final_tau": 1.0}
+    cfg = OmegaConf.create(cfg)
+    OmegaConf.set_struct(cfg, False)
+    return cfg
+
+
+def make_batch(small_crops: int = 0, seed: int = 0) -> list[Any]:
+    g = torch.Generator().manual_seed(seed)
+    crops = [torch.randn(BATCH, 3, 16, 16, generator=g) for _ in range(2)]
+    crops += [torch.randn(BATCH, 3, 8, 8, generator=g) for _ in range(small_crops)]
+    return [torch.arange(BATCH), crops, torch.randint(0, NUM_CLASSES, (BATCH,), generator=g)]
+
+
+class SoloBatches(torch.utils.data.Dataset):
+    """solo-learn's pre-training sample format: ``(index, [view_1, view_2], label)``."""
+
+    def __len__(self) -> int:
+        return 4 * BATCH
+
+    def __getitem__(self, i: int) -> tuple[int, list[torch.Tensor], int]:
+        g = torch.Generator().manual_seed(i)
+        return i, [torch.randn(3, 16, 16, generator=g) for _ in range(2)], i % NUM_CLASSES
+
+
+def loader() -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(SoloBatches(), batch_size=BATCH, drop_last=True)
+
+
+def trainer(**kwargs: Any) -> Any:
+    defaults = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    return pl.Trainer(**{**defaults, **kwargs})
+
+
+# ------------------------------------------------------------------ registration, naming
+
+
+def test_register_adds_every_w2_variant_and_the_two_methods():
+    added = ws.register()  # again: idempotent
+    for name in ws.PAPER_METHODS:
+        assert METHODS[name + "_w2"] is added[name + "_w2"]
+        assert issubclass(METHODS[name + "_w2"], METHODS[name])
+    assert METHODS["align_uniform"] is solo_methods.AlignUniform
+    assert METHODS["zero_cl"] is solo_methods.ZeroCL
+    assert ws.register()["byol_w2"] is added["byol_w2"]
+    assert METHODS["barlow_twins_w2"].__name__ == "BarlowTwinsW2"
+    assert ws.base_method_name("mocov2plus_w2") == "mocov2plus"
+
+
+def test_register_rejects_unknown_names_and_foreign_entries():
+    with pytest.raises(ValueError, match="not in solo.methods.METHODS"):
+        ws.register(["no_such_method"])
+    with pytest.raises(ValueError, match="already a W2 variant"):
+        ws.register(["simclr_w2"])
+    saved = METHODS["simclr_w2"]
+    METHODS["simclr_w2"] = METHODS["simclr"]
+    try:
+        with pytest.raises(ValueError, match="overwrite=True"):
+            ws.register(["simclr"])
+        assert ws.register(["simclr"], overwrite=True)["simclr_w2"] is saved
+    finally:
+        METHODS["simclr_w2"] = saved
+
+
+def test_backbone_factory_gets_the_base_method_name():
+    BACKBONE_CALLS.clear()
+    METHODS["mocov2plus_w2"](make_cfg("mocov2plus_w2"))
+    assert set(BACKBONE_CALLS) == {"mocov2plus"}  # online and momentum backbones
+
+
+@pytest.mark.parametrize("method", ws.PAPER_METHODS)
+def test_cfg_defaults_are_the_paper_values(method):
+    model = METHODS[method + "_w2"](make_cfg(method + "_w2"))
+    start, end = ws.DEFAULT_WEIGHTS[method]
+    assert model.cfg.method_kwargs.w2_weight == start
+    assert model.cfg.method_kwargs.w2_final_weight == end
+    assert model.w2reg.loss.weight == start
+    assert model.w2reg.head is model.projector
+    assert model.w2reg.loss.gather_distributed and model.w2reg.loss.normalize
+
+
+def test_paper_table_values():
+    assert ws.DEFAULT_WEIGHTS["mocov2plus"] == (1.0, 1.0)
+    assert ws.DEFAULT_WEIGHTS["byol"] == (0.2, 0.2)
+    assert ws.DEFAULT_WEIGHTS["barlow_twins"] == (30.0, 0.0)
+    assert ws.DEFAULT_WEIGHTS["zero_cl"] == (30.0, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("w2_weight", -1.0), ("w2_weight", "big"), ("w2_final_weight", float("nan"))],
+)
+def test_invalid_w2_keys_name_the_key(key, value):
+    cfg = make_cfg("simclr_w2", **{key: value})
+    with pytest.raises(ValueError, match=f"method_kwargs.{key}"):
+        METHODS["simclr_w2"](cfg)
+
+
+def test_method_checks_name_missing_keys():
+    cfg = make_cfg("align_uniform")
+    del cfg.method_kwargs["proj_output_dim"]
+    with pytest.raises(ValueError, match="proj_output_dim"):
+        METHODS["align_uniform"](cfg)
+    with pytest.raises(ValueError, match="lamb"):
+        METHODS["align_uniform_w2"](make_cfg("align_uniform_w2", lamb=0))
+
+
+def test_unsupported_version_fails_with_versions_in_message(monkeypatch):
+    monkeypatch.delattr(solo_base.BaseMethod, "add_and_assert_specific_cfg")
+    monkeypatch.setattr(ws, "_installed_version", lambda: "1.0.4")
+    with pytest.raises(ImportError, match=r"solo-learn 1\.0\.4 is not supported.*1\.0\.6"):
+        ws._detect()
+
+
+# ------------------------------------------------------------------ the training step
+
+
+@pytest.mark.parametrize("method", ws.PAPER_METHODS)
+def test_training_step_adds_weight_times_w2_of_online_projections(method):
+    model = METHODS[method + "_w2"](make_cfg(method + "_w2"))
+    plain = METHODS[method](make_cfg(method))
+    plain.load_state_dict(model.state_dict(), strict=True)  # no parameter or buffer added
+    seen: list[torch.Tensor] = []
+    model.projector.register_forward_hook(lambda mod, inp, out: seen.append(out))
+    batch = make_batch()
+
+    torch.manual_seed(1)
+    loss = model.training_step(batch, 0)
+    torch.manual_seed(1)
+    reference = plain.training_step(batch, 0)
+
+    z = torch.cat(seen)
+    assert z.shape == (2 * BATCH, 8) and z.requires_grad  # both crops, online, with grad
+    weight = ws.DEFAULT_WEIGHTS[method][0]
+    expected = w2reg.w2_uniformity(z.detach().double()).float()
+    assert model.w2reg.loss.last_weight == weight
+    torch.testing.assert_close(model.w2reg.loss.last_value, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss - reference, weight * expected, rtol=1e-4, atol=1e-4)
+    loss.backward()
+    assert model.projector[0].weight.grad is not None
+
+
+def test_small_crops_are_part_of_the_term():
+    model = METHODS["simclr_w2"](make_cfg("simclr_w2", small_crops=2))
+    seen: list[torch.Tensor] = []
+    model.projector.register_forward_hook(lambda mod, inp, out: seen.append(out))
+    model.training_step(make_batch(small_crops=2), 0)
+    assert len(seen) == 4
+    expected = w2reg.w2_uniformity(torch.cat(seen).detach())
+    torch.testing.assert_close(model.w2reg.loss.last_value, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_w2_class_on_a_user_subclass():
+    class MySimCLR(METHODS["simclr"]):
+        """A user's method: SimCLR with a different temperature default."""
+
+    klass = ws.w2_class(MySimCLR, 0.5)
+    assert issubclass(klass, MySimCLR) and klass.__name__ == "MySimCLRW2"
+    BACKBONE_CALLS.clear()
+    model = klass(make_cfg("my_simclr_w2", temperature=0.2))
+    assert BACKBONE_CALLS == ["my_simclr"]
+    assert model.cfg.method_kwargs.w2_weight == 0.5
+    model.training_step(make_batch(), 0)
+    assert model.w2reg.loss.last_weight == 0.5
+    with pytest.raises(TypeError, match="BaseMethod subclass"):
+        ws.w2_class(nn.Linear)
+
+
+# ------------------------------------------------------------------ with a Trainer
+
+
+@pytest.mark.parametrize("method", ws.PAPER_METHODS)
+def test_fast_dev_run_logs_like_solo(method):
+    model = METHODS[method + "_w2"](make_cfg(method + "_w2"))
+    t = trainer(fast_dev_run=True)
+    t.fit(model, loader())
+    metrics = t.callback_metrics
+    for key in (ws.LOG_W2, ws.LOG_WEIGHT, ws.LOG_TERM):
+        assert f"{key}_step" in metrics and f"{key}_epoch" in metrics, sorted(metrics)
+    assert float(metrics[f"{ws.LOG_WEIGHT}_epoch"]) == pytest.approx(ws.DEFAULT_WEIGHTS[method][0])
+    assert torch.isfinite(metrics[f"{ws.LOG_W2}_epoch"])
+
+
+class _WeightPerEpoch(pl.Callback):
+    def __init__(self) -> None:
+        self.weights: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.weights[trainer.current_epoch] = pl_module.w2reg.loss.last_weight
+
+
+def test_schedule_follows_epochs_and_checkpoint_loads_into_plain_class(tmp_path):
+    model = METHODS["barlow_twins_w2"](make_cfg("barlow_twins_w2", max_epochs=3))
+    record = _WeightPerEpoch()
+    t = trainer(max_epochs=3, limit_train_batches=1, callbacks=[record])
+    t.fit(model, loader())
+    assert record.weights == pytest.approx({0: 30.0, 1: 20.0, 2: 10.0})  # 30 -> 0 over 3
+
+    path = tmp_path / "w2.ckpt"
+    t.save_checkpoint(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    plain = METHODS["barlow_twins"](make_cfg("barlow_twins"))
+    plain.load_state_dict(ckpt["state_dict"], strict=True)
+    assert ckpt[ws.CHECKPOINT_KEY]["schedule"]["epoch"] == 2
+
+    resumed = METHODS["barlow_twins_w2"](make_cfg("barlow_twins_w2", max_epochs=3))
+    resumed.on_load_checkpoint(ckpt)
+    assert resumed.w2reg.loss.schedule.epoch == 2
+    assert resumed.w2reg.loss.weight == pytest.approx(10.0)
+
+
+# ------------------------------------------------------------------ configs and entry script
+
+CONFIG_NAMES = [m + s for m in ws.PAPER_METHODS for s in ("", "_w2")]
+
+
+def _compose(name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+    from solo.args.pretrain import parse_cfg
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.2"):
+        cfg = compose(config_name=name, overrides=overrides)
+    OmegaConf.set_struct(cfg, False)
+    return parse_cfg(cfg)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_shipped_configs_compose_and_validate(name, dataset):
+    cfg = _compose(name, [f"data={dataset}"])
+    assert cfg.method == name and cfg.name == f"{name}-{dataset}"
+    assert cfg.data.dataset == dataset and cfg.data.num_classes == int(dataset[5:])
+    assert cfg.backbone.name == "resnet18" and cfg.max_epochs == 500
+    assert cfg.optimizer.name == "lars" and cfg.optimizer.batch_size == 256
+    assert cfg.optimizer.lr == pytest.approx(0.2) and cfg.optimizer.weight_decay == 1e-4
+    assert cfg.method_kwargs.proj_output_dim == 256
+    assert cfg.data.num_large_crops == 2 and cfg.data.num_small_crops == 0
+    cfg = METHODS[name].add_and_assert_specific_cfg(cfg)
+    base = ws.base_method_name(name)
+    if name.endswith("_w2"):
+        start, end = ws.DEFAULT_WEIGHTS[base]
+        assert (cfg.method_kwargs.w2_weight, cfg.method_kwargs.w2_final_weight) == (start, end)
+    if "temperature" in cfg.method_kwargs:
+        assert cfg.method_kwargs.temperature == 0.2
+    if "queue_size" in cfg.method_kwargs:
+        assert cfg.method_kwargs.queue_size == 4096
+
+
+def _image_folder(root: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(4):
+            pixels = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.skipif(
+    not SOLO_SRC,
+    reason=f"set {solo_pretrain.ENV_VAR} to a solo-learn source clone (for main_pretrain.py)",
+)
+def test_entry_script_runs_main_pretrain_with_a_w2_method(tmp_path, monkeypatch):
+    train = _image_folder(tmp_path / "train")
+    monkeypatch.chdir(tmp_path)
+    solo_pretrain.main(
+        [
+            "--solo-src",
+            str(SOLO_SRC),
+            "--config-name=barlow_twins_w2",  # the shipped configs are the default path
+            "data.dataset=custom",
+            f"data.train_path={train}",
+            "data.val_path=null",
+            "data.num_workers=0",
+            f"backbone.name={TINY}",
+            "optimizer.batch_size=4",
+            "method_kwargs.proj_hidden_dim=16",
+            "method_kwargs.proj_output_dim=8",
+            "accelerator=cpu",
+            "devices='1'",
+            "strategy=auto",
+            "precision=32",
+            "sync_batchnorm=false",
+            "auto_resume.enabled=false",
+            f"checkpoint.dir={tmp_path / 'ckpt'}",
+            "+fast_dev_run=true",
+            "max_epochs=2",
+        ]
+    )
+    ckpts = sorted((tmp_path / "ckpt" / "barlow_twins_w2").rglob("*.ckpt"))
+    assert ckpts, "main_pretrain's Checkpointer wrote no checkpoint"
+    ckpt = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+    assert ckpt[ws.CHECKPOINT_KEY]["head"] == "projector"
+    # the run's own cfg (Checkpointer's args.json), as the plain method
+    cfg = OmegaConf.load(next(ckpts[-1].parent.glob("args.json")))
+    OmegaConf.set_struct(cfg, False)
+    cfg.method = "barlow_twins"
+    plain = METHODS["barlow_twins"](cfg)
+    plain.load_state_dict(ckpt["state_dict"], strict=True)
+
+
+def test_entry_script_explains_a_missing_source(monkeypatch, tmp_path):
+    monkeypatch.delenv(solo_pretrain.ENV_VAR, raising=False)
+    with pytest.raises(FileNotFoundError, match=solo_pretrain.ENV_VAR):
+        solo_pretrain.find_main_pretrain()
+    with pytest.raises(FileNotFoundError, match="main_pretrain.py not found"):
+        solo_pretrain.find_main_pretrain(tmp_path)
