@@ -176,7 +176,8 @@ class _Method(LightningModule):
             norm parameters get ``lr * 0.005 / 0.2``.
         weight_decay: 1e-4 (not applied to biases and norm parameters).
         warmup_epochs: linear warm-up length (10).
-        gather_distributed: let lightly's criterion gather across ranks (DDP).
+        gather_distributed: gather across ranks (DDP) in lightly's criterion and, in the
+            ``...W2`` classes, for the W2 term (statistics of the global batch).
     """
 
     #: W2 weight used by the ``...W2`` class when ``w2_weight`` is not given.
@@ -253,8 +254,8 @@ class _Method(LightningModule):
         return cosine_schedule(min(self.global_step, steps), steps, start, end)
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        trainable = {id(p) for p in params}
+        self._total_steps = None  # a new fit may have a new length
+        trainable = {id(p) for p in self.parameters() if p.requires_grad}
         decay, no_decay = get_weight_decay_parameters([self])
         groups = [
             {
@@ -609,6 +610,8 @@ def _w2_variant(cls: type[_Method]) -> type[_Method]:
         # built. object.__setattr__ keeps it out of the module tree and the hyperparameters.
         object.__setattr__(self, "_w2_weight", w2_weight)
         base.__init__(self, **kwargs)
+        # one switch for DDP: the criterion and the W2 term both use the global batch
+        self.w2reg.loss.gather_distributed = self.gather_distributed
 
     name = f"{cls.__name__}W2"
     variant = type(

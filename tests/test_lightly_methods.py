@@ -176,6 +176,12 @@ def test_plain_model_has_no_regularizer_and_same_state_dict_keys():
         )
 
 
+def test_gather_distributed_switches_criterion_and_w2_term():
+    model = make("simclr", gather_distributed=True)
+    assert model.criterion.gather_distributed and model.w2reg.loss.gather_distributed
+    assert not make("simclr").w2reg.loss.gather_distributed
+
+
 def test_bad_batch_and_arguments():
     model = make("simclr")
     with pytest.raises(ValueError, match="at least two"):
