@@ -117,9 +117,11 @@ def _detect() -> tuple[str, str]:
     try:
         from solo.methods import base as solo_base
     except ImportError as err:
-        raise ImportError(
+        error = ModuleNotFoundError if isinstance(err, ModuleNotFoundError) else ImportError
+        raise error(
             f"w2reg.adapters.solo needs solo-learn ({SUPPORTED_VERSIONS}); importing it "
-            f"failed: {err}"
+            f"failed: {err}",
+            name=err.name,
         ) from err
     version = _installed_version()
     base = solo_base.BaseMethod
