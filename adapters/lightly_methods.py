@@ -526,7 +526,8 @@ class AlignUniform(_Method):
         self.criterion = _AlignUniformLoss(t=t, lam=lam, alpha=2.0)
 
     def ssl_loss(self, views: list[Tensor]) -> Tensor:
-        z = [self.project(x) for x in views]
+        # float32: lightly's HypersphereLoss uses torch.pdist, which has no bf16/fp16 kernels
+        z = [self.project(x).float() for x in views]
         losses = [self.criterion(z[i], z[j]) for i, j in _pairs(len(z), symmetric=True)]
         return torch.stack(losses).mean()
 

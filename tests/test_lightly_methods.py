@@ -287,6 +287,14 @@ def test_multi_crop_regularizes_all_views():
     assert z_rows == 32  # the expected value above is W2 over all four views' projections
 
 
+def test_bf16_mixed_precision_runs_every_method():
+    for method in RUNNABLE:
+        rec = Recorder()
+        trainer(max_steps=1, precision="bf16-mixed", callbacks=[rec]).fit(make(method), loader())
+        assert math.isfinite(rec.losses[0]), method
+        assert math.isfinite(rec.metrics[0]["train_w2_uniformity_step"]), method
+
+
 # -- optimizer and schedules --------------------------------------------------------------------
 def test_optimizer_is_lars_with_recipe_groups():
     from lightly.utils.lars import LARS
