@@ -175,8 +175,10 @@ def add_and_assert_w2_cfg(cfg: Any, weight: float = 1.0, final_weight: float | N
     Args:
         cfg: solo-learn's ``omegaconf.DictConfig`` (``method_kwargs`` may be absent).
         weight: default ``a_max`` when the cfg has no ``w2_weight``.
-        final_weight: default ``a_min`` when the cfg has no ``w2_final_weight``; ``None`` means
-            "equal to ``w2_weight``" (a constant weight).
+        final_weight: default ``a_min`` when the cfg has no ``w2_final_weight``. ``None`` or
+            equal to ``weight`` (a constant default) means "equal to ``w2_weight``", so
+            setting only ``w2_weight`` keeps a constant weight constant; a decaying default
+            (Barlow Twins: 30 -> 0) keeps its end value.
 
     Returns:
         ``cfg``, with both keys set to floats.
@@ -195,7 +197,8 @@ def add_and_assert_w2_cfg(cfg: Any, weight: float = 1.0, final_weight: float | N
     w = _check_weight(w, "w2_weight")
     fw = kwargs.get("w2_final_weight", None)
     if fw is None:
-        fw = final_weight if final_weight is not None else w
+        # a constant default stays constant at the chosen w2_weight; a decaying one keeps its end
+        fw = w if final_weight is None or final_weight == weight else final_weight
     fw = _check_weight(fw, "w2_final_weight")
     kwargs.w2_weight = w
     kwargs.w2_final_weight = fw

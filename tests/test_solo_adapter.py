@@ -217,6 +217,23 @@ def test_cfg_defaults_are_the_paper_values(method):
     assert model.w2reg.loss.gather_distributed and model.w2reg.loss.normalize
 
 
+@pytest.mark.parametrize(
+    ("method", "given", "expected"),
+    [
+        ("byol_w2", {"w2_weight": 0.5}, (0.5, 0.5)),  # a constant default stays constant
+        ("barlow_twins_w2", {"w2_weight": 10.0}, (10.0, 0.0)),  # a decaying one keeps its end
+        ("barlow_twins_w2", {"w2_final_weight": 5.0}, (30.0, 5.0)),
+        ("simclr_w2", {"w2_weight": 2.0, "w2_final_weight": 1}, (2.0, 1.0)),
+    ],
+)
+def test_cfg_keys_override_the_defaults(method, given, expected):
+    model = METHODS[method](make_cfg(method, **given))
+    kwargs = model.cfg.method_kwargs
+    assert (kwargs.w2_weight, kwargs.w2_final_weight) == expected
+    schedule = model.w2reg.loss.schedule
+    assert (schedule.value_at(0, 3), schedule.value_at(3, 3)) == pytest.approx(expected)
+
+
 def test_paper_table_values():
     assert ws.DEFAULT_WEIGHTS["mocov2plus"] == (1.0, 1.0)
     assert ws.DEFAULT_WEIGHTS["byol"] == (0.2, 0.2)
@@ -276,6 +293,16 @@ def test_training_step_adds_weight_times_w2_of_online_projections(method):
     torch.testing.assert_close(loss - reference, weight * expected, rtol=1e-4, atol=1e-4)
     loss.backward()
     assert model.projector[0].weight.grad is not None
+
+
+def test_align_uniform_and_zero_cl_use_w2regs_losses():
+    z1, z2 = torch.randn(BATCH, 8), torch.randn(BATCH, 8)
+    au = METHODS["align_uniform"](make_cfg("align_uniform", lamb=0.5))
+    expected = w2reg.align_uniform_loss(z1, z2, lam=0.5)
+    torch.testing.assert_close(au._ssl_loss([z1, z2]), expected)
+    zc = METHODS["zero_cl"](make_cfg("zero_cl", loss_kwargs={"feature_weight": 0.0}))
+    expected = w2reg.zero_cl_loss(z1, z2, feature_weight=0.0)
+    torch.testing.assert_close(zc._ssl_loss([z1, z2]), expected)
 
 
 def test_small_crops_are_part_of_the_term():
