@@ -236,16 +236,20 @@ def _run(args: argparse.Namespace) -> dict[str, object]:
     plain, reg = results["plain"], results["w2"]
     print()
     print(format_table(plain, reg))  # type: ignore[arg-type]
-    png = plot_spectra(
-        {
-            "plain (alignment only)": plain["spectrum"],  # type: ignore[index]
-            f"with W2 (a={args.w2_weight:g})": reg["spectrum"],  # type: ignore[index]
-        },
-        args.out,
-    )
-    results["png"] = str(png)
+    try:
+        png: Path | None = plot_spectra(
+            {
+                "plain (alignment only)": plain["spectrum"],  # type: ignore[index]
+                f"with W2 (a={args.w2_weight:g})": reg["spectrum"],  # type: ignore[index]
+            },
+            args.out,
+        )
+    except ImportError:
+        png = None
+    results["png"] = None if png is None else str(png)
     results["seconds"] = time.perf_counter() - start
-    print(f"\nspectra written to {png}  (total {results['seconds']:.0f}s)")
+    where = f"spectra written to {png}" if png else "matplotlib not installed: no PNG"
+    print(f"\n{where}  (total {results['seconds']:.0f}s)")
     return results
 
 
