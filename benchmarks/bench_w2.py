@@ -23,7 +23,10 @@ Targets (from the core issue): >= 15x faster than (a) at (512, 2048); not slower
 Usage::
 
     python benchmarks/bench_w2.py                      # cuda if available, else cpu
-    python benchmarks/bench_w2.py --device cpu --repeats 3 --json bench_cpu.json
+    python benchmarks/bench_w2.py --device cpu --threads 1 --json bench_cpu.json
+
+On a CPU the default is one thread: on a machine shared with other jobs, two or more threads
+oversubscribe the cores and the timings scatter by 2-5x between runs.
 """
 
 from __future__ import annotations
@@ -248,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         default=30.0,
         help="seconds per method and size for calls slower than 1 s (fewer repeats, min 2)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads; default 1 on cpu (stable on shared machines), 0 = torch's",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_path", default=None, help="save results here")
     args = parser.parse_args(argv)
@@ -258,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats if args.repeats is not None else (20 if on_cuda else 3)
     warmup = args.warmup if args.warmup is not None else (3 if on_cuda else 1)
     paper_step = args.paper_step if args.paper_step is not None else on_cuda
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads if args.threads is not None else (0 if on_cuda else 1)
+    if threads > 0:
+        torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
 
     env = {
