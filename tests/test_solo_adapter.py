@@ -315,6 +315,16 @@ def test_small_crops_are_part_of_the_term():
     torch.testing.assert_close(model.w2reg.loss.last_value, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_registered_model_pickles_with_its_regularizer():
+    # what ddp_spawn / multiprocessing do with the model
+    import pickle
+
+    model = pickle.loads(pickle.dumps(METHODS["byol_w2"](make_cfg("byol_w2"))))
+    assert type(model) is METHODS["byol_w2"] and model.w2reg.head is model.projector
+    model.training_step(make_batch(), 0)
+    assert model.w2reg.loss.last_weight == 0.2
+
+
 def test_w2_class_on_a_user_subclass():
     class MySimCLR(METHODS["simclr"]):
         """A user's method: SimCLR with a different temperature default."""
@@ -428,8 +438,11 @@ def _image_folder(root: Path) -> Path:
     reason=f"set {solo_pretrain.ENV_VAR} to a solo-learn source clone (for main_pretrain.py)",
 )
 def test_entry_script_runs_main_pretrain_with_a_w2_method(tmp_path, monkeypatch):
+    from hydra.core.global_hydra import GlobalHydra
+
     train = _image_folder(tmp_path / "train")
     monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
     solo_pretrain.main(
         [
             "--solo-src",
