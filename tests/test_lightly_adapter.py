@@ -16,7 +16,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 pytest.importorskip("lightly")
-lightning = pytest.importorskip("lightning")
+try:  # the package the adapter's models subclass: lightning.pytorch, else pytorch_lightning
+    import lightning.pytorch as lightning
+except ImportError:  # pragma: no cover
+    lightning = pytest.importorskip("pytorch_lightning")
 
 from lightly.loss import NegativeCosineSimilarity, NTXentLoss  # noqa: E402
 from lightly.models.modules import (  # noqa: E402

@@ -17,7 +17,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 pytest.importorskip("lightly")
-lightning = pytest.importorskip("lightning")
+try:  # the package the adapter's models subclass: lightning.pytorch, else pytorch_lightning
+    import lightning.pytorch as lightning
+except ImportError:  # pragma: no cover
+    lightning = pytest.importorskip("pytorch_lightning")
 
 import w2reg  # noqa: E402
 from w2reg import LinearDecay, w2_uniformity  # noqa: E402
