@@ -26,6 +26,7 @@ CIFAR is downloaded by torchvision into ``--data-dir`` unless ``--no-download``;
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -45,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "uniformity metrics on the test set.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--method", choices=common.METHOD_NAMES, default="simclr")
-    p.add_argument("--dataset", choices=sorted(common.CIFAR), default="cifar10")
+    p.add_argument("--method", choices=common.METHOD_NAMES, default="simclr", help="SSL method")
+    p.add_argument("--dataset", choices=sorted(common.CIFAR), default="cifar10", help="dataset")
     p.add_argument(
         "--w2",
         action=argparse.BooleanOptionalAction,
@@ -59,28 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="constant W2 weight (default: the method's, e.g. BarlowTwins 30->0 decay)",
     )
-    p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=500, help="pre-training epochs")
+    p.add_argument("--batch-size", type=int, default=256, help="global batch (all devices)")
     p.add_argument("--lr", type=float, default=None, help="default: 0.2 * batch / 256 (LARS)")
-    p.add_argument("--proj-hidden-dim", type=int, default=2048)
-    p.add_argument("--proj-output-dim", type=int, default=256)
-    p.add_argument("--data-dir", type=Path, default=Path("data"))
+    p.add_argument("--proj-hidden-dim", type=int, default=2048, help="projector width")
+    p.add_argument("--proj-output-dim", type=int, default=256, help="projection dim m")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="CIFAR root folder")
     p.add_argument(
         "--download",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="let torchvision download CIFAR when it is missing",
     )
-    p.add_argument("--out-dir", type=Path, default=Path("runs"))
-    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--out-dir", type=Path, default=Path("runs"), help="logs, results.json")
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator")
     p.add_argument("--devices", default="auto", help="e.g. 1, 4, 'auto'")
     p.add_argument("--precision", default="32-true", help="e.g. 32-true, 16-mixed, bf16-mixed")
-    p.add_argument("--num-workers", type=int, default=8)
+    p.add_argument("--num-workers", type=int, default=8, help="DataLoader workers")
     p.add_argument("--knn-every", type=int, default=10, help="kNN/uniformity every n epochs")
-    p.add_argument("--knn-k", type=int, default=200)
-    p.add_argument("--probe-epochs", type=int, default=100)
-    p.add_argument("--probe-lr", type=float, default=0.3)
-    p.add_argument("--probe-batch-size", type=int, default=256)
+    p.add_argument("--knn-k", type=int, default=200, help="kNN neighbours")
+    p.add_argument("--probe-epochs", type=int, default=100, help="linear-probe epochs")
+    p.add_argument("--probe-lr", type=float, default=0.3, help="probe SGD lr (x batch/256)")
+    p.add_argument("--probe-batch-size", type=int, default=256, help="probe batch")
     p.add_argument("--subset", type=int, default=None, help="use N train and N test images")
     p.add_argument(
         "--fast-dev-run",
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="kNN / uniformity monitoring and the final evaluation (--no-eval: pre-train only)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     return p
 
 
@@ -158,9 +159,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     # -- data ------------------------------------------------------------------------------
     try:
-        train_base = common.load_cifar(
-            args.dataset, args.data_dir, train=True, download=args.download
-        )
+        # Under DDP, Lightning re-runs this script for ranks > 0 (LOCAL_RANK set) once rank 0
+        # has loaded the data: only rank 0 downloads.
+        download = args.download and os.environ.get("LOCAL_RANK", "0") == "0"
+        train_base = common.load_cifar(args.dataset, args.data_dir, train=True, download=download)
         test_base = common.load_cifar(args.dataset, args.data_dir, train=False, download=False)
     except common.DataMissing as exc:
         raise SystemExit(f"error: {exc}") from None
@@ -170,13 +172,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ssl_tf = common.ssl_transform(args.method, args.dataset)
     workers = args.num_workers
     eval_bs = max(args.batch_size, 256)
-    ssl_loader = _loader(
-        common.Transformed(train_base, ssl_tf),
-        args.batch_size,
-        workers,
-        shuffle=True,
-        drop_last=len(train_base) >= 2 * args.batch_size,  # type: ignore[arg-type]
-    )
     bank_loader = _loader(
         common.Transformed(train_base, eval_tf), eval_bs, workers, shuffle=False, drop_last=False
     )
@@ -188,16 +183,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
     # -- pre-training ----------------------------------------------------------------------
-    model = create_model(
-        args.method,
-        w2=args.w2,
-        w2_weight=args.w2_weight if args.w2 else None,
-        batch_size=args.batch_size,
-        max_epochs=args.epochs,
-        lr=args.lr,
-        proj_hidden_dim=args.proj_hidden_dim,
-        proj_output_dim=args.proj_output_dim,
-    )
     logger = _logger(args.out_dir, run)
     monitor = UniformityMonitor(
         test_loader, every_n_epochs=args.knn_every, save_dir=out_dir / "spectra"
@@ -209,11 +194,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         every_n_epochs=args.knn_every,
         k=args.knn_k,
     )
-    steps_per_epoch = max(len(ssl_loader), 1)
+    devices = _devices(args.devices)
+    n_train = len(train_base)  # type: ignore[arg-type]
     trainer = Trainer(
         max_epochs=args.epochs,
         accelerator=args.accelerator,
-        devices=_devices(args.devices),
+        devices=devices,
         precision=args.precision,
         logger=logger,
         callbacks=[
@@ -222,11 +208,42 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True),
         ],
         fast_dev_run=1 if args.fast_dev_run else False,
-        log_every_n_steps=min(50, steps_per_epoch),
-        sync_batchnorm=_devices(args.devices) not in (1, "1", "auto"),
+        log_every_n_steps=max(1, min(50, n_train // args.batch_size)),
+        sync_batchnorm=devices not in (1, "auto")
+        and args.accelerator != "cpu"
+        and torch.cuda.is_available(),
         enable_model_summary=not args.fast_dev_run,
     )
+    # --batch-size is the global batch (the paper's 256); each device gets its share, and
+    # the losses (and W2, where the adapter gathers) see the global batch across ranks.
+    world = max(int(trainer.world_size), 1)
+    per_device = max(args.batch_size // world, 1)
+    ssl_loader = _loader(
+        common.Transformed(train_base, ssl_tf),
+        per_device,
+        workers,
+        shuffle=True,
+        drop_last=n_train >= 2 * args.batch_size,
+    )
+    model = create_model(
+        args.method,
+        w2=args.w2,
+        w2_weight=args.w2_weight if args.w2 else None,
+        batch_size=args.batch_size,
+        max_epochs=args.epochs,
+        lr=args.lr,
+        proj_hidden_dim=args.proj_hidden_dim,
+        proj_output_dim=args.proj_output_dim,
+        gather_distributed=world > 1,
+    )
     trainer.fit(model, ssl_loader)
+    if world > 1:
+        # The evaluation below runs on rank 0 alone, on one device.
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
     if not trainer.is_global_zero:
         return {}
     pretrain_seconds = time.perf_counter() - start
