@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "seconds": time.perf_counter() - start,
     }
     final = {
-        f"test/{k}": results[k]
+        f"test/{k.removeprefix('test_')}": results[k]
         for k in (
             "linear_top1",
             "knn_top1",
