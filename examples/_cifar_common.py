@@ -26,10 +26,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-try:
+try:  # the package the lightly adapter's models subclass: `lightning` 2.x, else the old name
     from lightning.pytorch import Callback, LightningModule
+
+    LIGHTNING = "lightning.pytorch"
 except ImportError:  # pragma: no cover
     from pytorch_lightning import Callback, LightningModule
+
+    LIGHTNING = "pytorch_lightning"
 
 CIFAR = {
     "cifar10": {

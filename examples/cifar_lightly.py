@@ -116,7 +116,7 @@ def _loader(dataset: Any, batch_size: int, workers: int, *, shuffle: bool, drop_
     )
 
 
-def _logger(out_dir: Path, name: str, package: str = "lightning.pytorch") -> Any:
+def _logger(out_dir: Path, name: str, package: str) -> Any:
     import importlib
 
     loggers = importlib.import_module(f"{package}.loggers")
@@ -144,8 +144,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
 
-    from lightning.pytorch import Trainer, seed_everything
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    import importlib
+
+    pl = importlib.import_module(common.LIGHTNING)
+    Trainer, seed_everything = pl.Trainer, pl.seed_everything
+    callbacks = importlib.import_module(f"{common.LIGHTNING}.callbacks")
+    LearningRateMonitor, ModelCheckpoint = callbacks.LearningRateMonitor, callbacks.ModelCheckpoint
 
     import w2reg
     from w2reg.adapters.callbacks import UniformityMonitor, embed_loader, spectrum_figure
@@ -183,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
     # -- pre-training ----------------------------------------------------------------------
-    logger = _logger(args.out_dir, run)
+    logger = _logger(args.out_dir, run, common.LIGHTNING)
     monitor = UniformityMonitor(
         test_loader, every_n_epochs=args.knn_every, save_dir=out_dir / "spectra"
     )

@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.loggers import CSVLogger, Logger
+
+try:  # Lightning 2.x; the compatibility matrix also runs with pytorch_lightning alone
+    from lightning.pytorch import LightningModule, Trainer
+    from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+    PACKAGE = "lightning"
+except ImportError:
+    from pytorch_lightning import LightningModule, Trainer
+    from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+
+    PACKAGE = "pytorch_lightning"
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -206,8 +215,6 @@ def test_spectrum_image_to_figure_logger_and_save_dir(tmp_path):
 
 def test_torch_tensorboard_writer(tmp_path):
     pytest.importorskip("tensorboard", reason="TensorBoardLogger needs tensorboard")
-    from lightning.pytorch.loggers import TensorBoardLogger
-
     monitor = UniformityMonitor(_loader())
     logger = TensorBoardLogger(tmp_path)
     _trainer(tmp_path, [monitor], logger=logger, max_epochs=1).fit(LightlyStyle(), _loader())
@@ -258,4 +265,4 @@ def test_pytorch_lightning_trainer(tmp_path):
     )
     trainer.fit(PLModel(), _loader())
     assert "uniformity/w2" in trainer.callback_metrics
-    assert monitor_class_for("lightning") is UniformityMonitor
+    assert monitor_class_for(PACKAGE) is UniformityMonitor
