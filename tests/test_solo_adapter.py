@@ -41,6 +41,10 @@ from w2reg.adapters import solo_methods, solo_pretrain  # noqa: E402
 pl = solo_base.pl  # the Lightning that the installed solo-learn uses
 CONFIGS = solo_pretrain.CONFIG_DIR
 SOLO_SRC = os.environ.get(solo_pretrain.ENV_VAR)
+try:  # W2REG_SOLO_SRC may also be a pip URL (tox solo-git); this test needs a local clone
+    MAIN_PRETRAIN = solo_pretrain.find_main_pretrain(SOLO_SRC) if SOLO_SRC else None
+except FileNotFoundError:
+    MAIN_PRETRAIN = None
 
 TINY = "w2reg_tiny"
 BACKBONE_CALLS: list[str] = []
@@ -433,8 +437,8 @@ def _image_folder(root: Path) -> Path:
 
 
 @pytest.mark.skipif(
-    not SOLO_SRC,
-    reason=f"set {solo_pretrain.ENV_VAR} to a solo-learn source clone (for main_pretrain.py)",
+    MAIN_PRETRAIN is None,
+    reason=f"set {solo_pretrain.ENV_VAR} to a local solo-learn clone (for main_pretrain.py)",
 )
 def test_entry_script_runs_main_pretrain_with_a_w2_method(tmp_path, monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
@@ -445,7 +449,7 @@ def test_entry_script_runs_main_pretrain_with_a_w2_method(tmp_path, monkeypatch)
     solo_pretrain.main(
         [
             "--solo-src",
-            str(SOLO_SRC),
+            str(MAIN_PRETRAIN),
             "--config-name=barlow_twins_w2",  # the shipped configs are the default path
             "data.dataset=custom",
             f"data.train_path={train}",
