@@ -160,8 +160,10 @@ def table(tox: ToxIni) -> str:
         "lightning",
         "pytorch_lightning",
         "solo-learn",
+        "other pins",
         "tests",
     ]
+    main = {"torch", "torchvision", "numpy", "lightly", "lightning", "pytorch-lightning"}
     rows = [head, ["---"] * len(head)]
     for env in tox.envs():
         reqs = env_requirements(tox, env)
@@ -179,6 +181,12 @@ def table(tox: ToxIni) -> str:
                 _cell(reqs, "lightning"),
                 _cell(reqs, "pytorch-lightning"),
                 solo,
+                ", ".join(
+                    f"{name}{spec}" if spec else name
+                    for name, spec in reqs.items()
+                    if name not in main and name != "solo-learn"
+                )
+                or "—",
                 env_tests(tox, env),
             ]
         )
@@ -189,6 +197,9 @@ def table(tox: ToxIni) -> str:
         "",
         *[f"- `{env}`: {tox.get(env, 'description')}" for env in tox.envs()],
     ]
+    outside = (tox.raw("matrix", "outside_range") or "").split()
+    if outside:
+        notes += ["", "Outside the declared ranges on purpose: " + " ".join(outside) + "."]
     extras = _extras_line()
     return "\n".join(
         [
