@@ -289,9 +289,20 @@ def linear_probe_class() -> type[LightningModule]:
 
     lightly's uses SGD lr ``0.1 * batch / 256``, momentum 0.9, no weight decay; the paper
     (Fang et al.) trains the probe for 100 epochs with SGD lr 0.3, momentum 0.9, weight
-    decay 1e-6 and a cosine schedule. Only ``configure_optimizers`` changes.
+    decay 1e-6 and a cosine schedule. Only ``configure_optimizers`` changes. Needs
+    lightly >= 1.5.20 (the first whose ``LinearClassifier`` takes ``lr``).
     """
+    import inspect
+
     from lightly.utils.benchmarking import LinearClassifier
+
+    if "lr" not in inspect.signature(LinearClassifier.__init__).parameters:
+        import lightly
+
+        raise SystemExit(
+            f"the linear probe needs lightly >= 1.5.20 (installed: {lightly.__version__}); "
+            "upgrade lightly or pass --no-eval"
+        )
     from lightly.utils.scheduler import CosineWarmupScheduler
 
     class PaperLinearProbe(LinearClassifier):

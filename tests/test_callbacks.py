@@ -15,6 +15,7 @@ try:  # Lightning 2.x; the compatibility matrix also runs with pytorch_lightning
 
     PACKAGE = "lightning"
 except ImportError:
+    pytest.importorskip("pytorch_lightning", reason="needs lightning or pytorch_lightning")
     from pytorch_lightning import LightningModule, Trainer
     from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
