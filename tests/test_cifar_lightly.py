@@ -8,31 +8,17 @@ downloaded: a missing dataset ends in a message, not a traceback.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import urllib.error
 from pathlib import Path
 
+import cifar_fixture
 import pytest
 import torch
+from example_scripts import load_example
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cifar_fixture  # noqa: E402
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 pytest.importorskip("lightly")
 pytest.importorskip("torchvision")
-
-
-def _load(name: str):
-    if str(EXAMPLES) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location(f"_w2reg_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -47,12 +33,12 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def script():
-    return _load("cifar_lightly")
+    return load_example("cifar_lightly")
 
 
 @pytest.fixture(scope="module")
 def common():
-    return _load("_cifar_common")
+    return load_example("_cifar_common")
 
 
 @pytest.fixture(scope="module")
