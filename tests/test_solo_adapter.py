@@ -482,6 +482,66 @@ def test_entry_script_runs_main_pretrain_with_a_w2_method(tmp_path, monkeypatch)
     plain.load_state_dict(ckpt["state_dict"], strict=True)
 
 
+W2_CONFIGS = [
+    "simclr_w2",
+    "mocov2plus_w2",
+    "nnclr_w2",
+    "byol_w2",
+    "simsiam_w2",
+    "align_uniform_w2",
+    "barlow_twins_w2",
+    "zero_cl_w2",
+]
+
+
+@pytest.mark.skipif(
+    MAIN_PRETRAIN is None,
+    reason=f"set {solo_pretrain.ENV_VAR} to a local solo-learn clone (for main_pretrain.py)",
+)
+@pytest.mark.parametrize(
+    "config,dataset", [(c, "cifar10") for c in W2_CONFIGS] + [("byol_w2", "cifar100")]
+)
+def test_shipped_cifar_configs_run_one_step_on_cifar_fixture(
+    config, dataset, tmp_path, monkeypatch
+):
+    """Each shipped ``<method>_w2`` CIFAR config runs main_pretrain on a tiny on-disk CIFAR.
+
+    torchvision's real CIFAR loader reads the fixture (only its expected MD5s point at the
+    fixture's files); nothing is downloaded.
+    """
+    import cifar_fixture
+    from hydra.core.global_hydra import GlobalHydra
+
+    root = tmp_path / "cifar"
+    sums = cifar_fixture.write(root, dataset)
+    cifar_fixture.use_fixture_checksums(monkeypatch, dataset, sums)
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    solo_pretrain.main(
+        [
+            "--solo-src",
+            str(MAIN_PRETRAIN),
+            f"--config-name={config}",
+            f"data={dataset}",
+            f"data.train_path={root}",
+            f"data.val_path={root}",
+            "data.num_workers=0",
+            f"backbone.name={TINY}",
+            "optimizer.batch_size=4",
+            "method_kwargs.proj_hidden_dim=16",
+            "method_kwargs.proj_output_dim=8",
+            "accelerator=cpu",
+            "devices='1'",
+            "strategy=auto",
+            "precision=32",
+            "sync_batchnorm=false",
+            "auto_resume.enabled=false",
+            "checkpoint.enabled=false",
+            "+fast_dev_run=true",
+        ]
+    )
+
+
 def test_entry_script_explains_a_missing_source(monkeypatch, tmp_path):
     monkeypatch.delenv(solo_pretrain.ENV_VAR, raising=False)
     with pytest.raises(FileNotFoundError, match=solo_pretrain.ENV_VAR):
