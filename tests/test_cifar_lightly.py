@@ -122,16 +122,8 @@ def test_fast_dev_run_end_to_end(script, common, cifar, tmp_path, capsys):
     assert "paper acc" in printed and "simclr" in printed
 
 
-METHODS = [
-    "simclr",
-    "mocov2",
-    "nnclr",
-    "byol",
-    "simsiam",
-    "align_uniform",
-    "barlow_twins",
-    "zero_cl",
-]
+#: the script's own --method choices
+METHODS = list(load_example("_cifar_common").METHOD_NAMES)
 
 
 @pytest.mark.parametrize("method", METHODS)

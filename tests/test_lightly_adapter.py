@@ -12,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+from quiet_trainer import trainer
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -144,20 +145,6 @@ class RandomViews(Dataset):
 
 def loader(**kw):
     return DataLoader(RandomViews(**kw), batch_size=B, drop_last=True)
-
-
-def trainer(**kw):
-    args = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    args.update(kw)
-    return lightning.Trainer(**args)
 
 
 def online_projections(model, views):

@@ -13,6 +13,7 @@ import warnings
 
 import pytest
 import torch
+from quiet_trainer import trainer
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -82,20 +83,6 @@ class RandomViews(Dataset):
 
 def loader(n_views: int = 2, n: int = 2 * B) -> DataLoader:
     return DataLoader(RandomViews(n, n_views), batch_size=B, shuffle=False, drop_last=True)
-
-
-def trainer(**kw) -> lightning.Trainer:
-    args = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    args.update(kw)
-    return lightning.Trainer(**args)
 
 
 class Recorder(lightning.Callback):

@@ -436,6 +436,22 @@ def _image_folder(root: Path) -> Path:
     return root
 
 
+#: Hydra overrides shared by the main_pretrain runs: tiny model, CPU, one process, no resume.
+TINY_CPU_RUN = [
+    "data.num_workers=0",
+    f"backbone.name={TINY}",
+    "optimizer.batch_size=4",
+    "method_kwargs.proj_hidden_dim=16",
+    "method_kwargs.proj_output_dim=8",
+    "accelerator=cpu",
+    "devices='1'",
+    "strategy=auto",
+    "precision=32",
+    "sync_batchnorm=false",
+    "auto_resume.enabled=false",
+]
+
+
 @pytest.mark.skipif(
     MAIN_PRETRAIN is None,
     reason=f"set {solo_pretrain.ENV_VAR} to a local solo-learn clone (for main_pretrain.py)",
@@ -454,17 +470,7 @@ def test_entry_script_runs_main_pretrain_with_a_w2_method(tmp_path, monkeypatch)
             "data.dataset=custom",
             f"data.train_path={train}",
             "data.val_path=null",
-            "data.num_workers=0",
-            f"backbone.name={TINY}",
-            "optimizer.batch_size=4",
-            "method_kwargs.proj_hidden_dim=16",
-            "method_kwargs.proj_output_dim=8",
-            "accelerator=cpu",
-            "devices='1'",
-            "strategy=auto",
-            "precision=32",
-            "sync_batchnorm=false",
-            "auto_resume.enabled=false",
+            *TINY_CPU_RUN,
             f"checkpoint.dir={tmp_path / 'ckpt'}",
             "+fast_dev_run=true",
             "max_epochs=2",
@@ -525,17 +531,7 @@ def test_shipped_cifar_configs_run_one_step_on_cifar_fixture(
             f"data={dataset}",
             f"data.train_path={root}",
             f"data.val_path={root}",
-            "data.num_workers=0",
-            f"backbone.name={TINY}",
-            "optimizer.batch_size=4",
-            "method_kwargs.proj_hidden_dim=16",
-            "method_kwargs.proj_output_dim=8",
-            "accelerator=cpu",
-            "devices='1'",
-            "strategy=auto",
-            "precision=32",
-            "sync_batchnorm=false",
-            "auto_resume.enabled=false",
+            *TINY_CPU_RUN,
             "checkpoint.enabled=false",
             "+fast_dev_run=true",
         ]
