@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -58,6 +57,7 @@ from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 
 from w2reg.schedules import LinearDecay, WeightLike
+from w2reg.zero_cl import zero_cl_loss
 
 from ._lightning import regularize_class
 
@@ -562,16 +562,6 @@ class BarlowTwins(_Method):
         return torch.stack(losses).mean()
 
 
-def _zero_cl_loss() -> Callable[..., Tensor]:
-    try:
-        from w2reg import zero_cl_loss
-    except ImportError as exc:  # the core's Zero-CL loss is a separate piece of work
-        raise ImportError(
-            "ZeroCL needs w2reg.zero_cl_loss, which this installation of w2reg lacks"
-        ) from exc
-    return zero_cl_loss
-
-
 class ZeroCL(_Method):
     """Zero-CL (Zhang et al., ICLR 2022): instance- and feature-wise whitening losses.
 
@@ -588,7 +578,7 @@ class ZeroCL(_Method):
         self.projection_head = projection_mlp(
             self.feature_dim, self.hparams.proj_hidden_dim, self.proj_output_dim
         )
-        self._loss_fn = _zero_cl_loss()
+        self._loss_fn = zero_cl_loss
 
     def ssl_loss(self, views: list[Tensor]) -> Tensor:
         z = [self.project(x) for x in views]
