@@ -60,10 +60,9 @@ from torch import Tensor, nn
 
 import w2reg
 
-try:  # Lightning 2.x
-    from lightning.pytorch import Callback as _Callback
-except ImportError:  # pragma: no cover - pytorch_lightning only
-    from pytorch_lightning import Callback as _Callback
+from ._imports import lightning
+
+_Callback = lightning("w2reg.adapters.callbacks").Callback
 
 __all__ = [
     "KEYS",
