@@ -18,6 +18,9 @@ This module contains no linear algebra: the math is :class:`w2reg.W2Uniformity`.
 from __future__ import annotations
 
 import copy
+import math
+import pickle
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -71,6 +74,9 @@ class HeadRegularizer:
         self.loss = W2Uniformity(weight, normalize=normalize, gather_distributed=gather_distributed)
         self._captured: list[Tensor] = []
         self._active = False
+        self._applied = False
+        #: rows of the last W2 (all captured views together), logged as the batch size
+        self.last_rows = 0
         self.head.register_forward_hook(self._on_forward)
 
     def _on_forward(self, module: nn.Module, inputs: Any, output: Any) -> None:
@@ -85,18 +91,26 @@ class HeadRegularizer:
             self._captured.append(output)
 
     def begin(self, model: nn.Module) -> None:
-        """Start capturing; move the schedule to the trainer's epoch."""
+        """Start capturing; move the schedule to the trainer's epoch (:func:`planned_epochs`)."""
         trainer = getattr(model, "_trainer", None)
         if trainer is not None:
-            max_epochs = getattr(trainer, "max_epochs", None)
-            total = max_epochs if isinstance(max_epochs, int) and max_epochs > 0 else None
-            self.loss.set_epoch(int(trainer.current_epoch), total)
+            self.loss.set_epoch(int(trainer.current_epoch), planned_epochs(trainer))
         self._captured = []
+        self._applied = False
         self._active = True
+
+    def abort(self) -> None:
+        """Stop capturing without computing anything (the step raised)."""
+        self._active = False
+        self._captured = []
 
     def end(self, model: nn.Module) -> Tensor:
         """Stop capturing and return ``weight_t * W2`` of everything captured."""
         self._active = False
+        return self.take(model)
+
+    def take(self, model: nn.Module) -> Tensor:
+        """``weight_t * W2`` of what was captured so far (then forgotten); capturing goes on."""
         views, self._captured = self._captured, []
         if not views:
             raise RuntimeError(
@@ -110,14 +124,24 @@ class HeadRegularizer:
                 f"w2reg: head {self.head_name!r} produced outputs of different widths "
                 f"{sorted(widths)} in one step; W2 needs one embedding dimension"
             )
+        self.last_rows = sum(int(v.shape[0]) for v in views)
         return self.loss(*[v.reshape(v.shape[0], -1) for v in views])
 
     def log(self, model: nn.Module, term: Tensor) -> None:
-        """Log W2, its weight and the term with ``model.log`` (per step and per epoch)."""
+        """Log W2, its weight and the term with ``model.log`` (per step and per epoch).
+
+        ``batch_size`` is the number of rows W2 was computed on, so Lightning never has to
+        guess it from the batch (lightly's batches are ambiguous lists of views).
+        """
         if getattr(model, "_trainer", None) is None:
             return
         assert self.loss.last_value is not None and self.loss.last_weight is not None
-        kwargs = {"on_step": True, "on_epoch": True, "sync_dist": True}
+        kwargs = {
+            "on_step": True,
+            "on_epoch": True,
+            "sync_dist": True,
+            "batch_size": self.last_rows,
+        }
         model.log(LOG_W2, self.loss.last_value.float(), prog_bar=True, **kwargs)
         model.log(LOG_WEIGHT, float(self.loss.last_weight), **kwargs)
         model.log(LOG_TERM, term.detach().float(), **kwargs)
@@ -127,6 +151,29 @@ class HeadRegularizer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.loss.schedule.load_state_dict(dict(state["schedule"]))
+
+
+def planned_epochs(trainer: Any) -> int | None:
+    """The run's length in epochs: ``trainer.max_epochs``, else derived from ``max_steps``.
+
+    A Trainer given only ``max_steps`` has ``max_epochs == -1``; then the horizon is
+    ``ceil(max_steps / optimizer steps per epoch)`` with the steps per epoch from
+    ``num_training_batches`` and ``accumulate_grad_batches``. ``None`` when neither is known
+    (an unbounded run, or a loader without a length): an epoch-based decay then has no horizon
+    and says so.
+    """
+    max_epochs = getattr(trainer, "max_epochs", None)
+    if isinstance(max_epochs, int) and max_epochs > 0:
+        return max_epochs
+    max_steps = getattr(trainer, "max_steps", None)
+    batches = getattr(trainer, "num_training_batches", None)
+    if not isinstance(max_steps, int) or max_steps <= 0 or not isinstance(batches, (int, float)):
+        return None
+    if not math.isfinite(batches) or batches <= 0:
+        return None
+    accumulate = max(int(getattr(trainer, "accumulate_grad_batches", 1) or 1), 1)
+    steps_per_epoch = max(math.ceil(batches / accumulate), 1)
+    return max(math.ceil(max_steps / steps_per_epoch), 1)
 
 
 def add_to_loss(output: Any, term: Tensor) -> Any:
@@ -168,7 +215,18 @@ def regularize_class(
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"cls must be an nn.Module subclass, got {cls!r}")
 
+    spec = {
+        "cls": cls,
+        "head": head,
+        "weight": weight,
+        "normalize": normalize,
+        "gather_distributed": gather_distributed,
+        "name": name,
+    }
+
     class Regularized(cls):  # type: ignore[valid-type,misc]
+        _w2reg_spec = spec
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             # each instance gets its own copy of a schedule: schedules are stateful
@@ -189,11 +247,52 @@ def regularize_class(
             try:
                 output = super().training_step(*args, **kwargs)
             except BaseException:
-                reg._active = False
+                reg.abort()
                 raise
-            term = reg.end(self)
-            reg.log(self, term)
-            return add_to_loss(output, term)
+            if getattr(self, "automatic_optimization", True):
+                term = reg.end(self)
+                reg.log(self, term)
+                return add_to_loss(output, term)
+            # manual optimisation: the term went into manual_backward (below)
+            left, applied = bool(reg._captured), reg._applied
+            reg.abort()
+            if left or not applied:
+                raise RuntimeError(
+                    f"w2reg: {type(self).__name__} uses manual optimisation "
+                    "(automatic_optimization=False) and "
+                    + (
+                        f"computed {head!r} outputs after its last self.manual_backward(loss)"
+                        if left
+                        else f"called self.manual_backward(loss) after no {head!r} output"
+                    )
+                    + ": the W2 term is added to the loss given to manual_backward, so compute "
+                    "the projections first, then call self.manual_backward(loss)"
+                )
+            return output
+
+        def manual_backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
+            """Lightning's ``manual_backward`` of ``loss + weight_t * W2``.
+
+            With manual optimisation the step's return value is not differentiated, so the
+            term of the projections captured since the previous call joins ``loss`` here.
+            """
+            reg: HeadRegularizer = self.w2reg
+            if reg._active and reg._captured:
+                term = reg.take(self)
+                reg.log(self, term)
+                reg._applied = True
+                loss = loss + term.to(loss.dtype)
+            return super().manual_backward(loss, *args, **kwargs)
+
+        def __reduce_ex__(self, protocol: Any) -> Any:
+            # A class made by the factory form (W2X = w2_regularized(X)) carries X's name and
+            # module, where pickle would find the plain X: rebuild it from its spec instead.
+            reduced = super().__reduce_ex__(protocol)
+            klass = type(self)
+            own_spec = klass.__dict__.get("_w2reg_spec")  # not a user's subclass of this class
+            if own_spec is None or _importable(klass) or not isinstance(reduced, tuple):
+                return reduced
+            return (_new_instance, (own_spec,), *reduced[2:])
 
         def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
             super().on_save_checkpoint(checkpoint)
@@ -211,3 +310,27 @@ def regularize_class(
         f"{cls.__name__} with the W2 uniformity term on {head!r} (w2reg).\n\n{cls.__doc__ or ''}"
     )
     return Regularized
+
+
+def _importable(klass: type) -> bool:
+    """Whether pickle finds ``klass`` itself under its ``__module__`` and ``__qualname__``."""
+    obj: Any = sys.modules.get(klass.__module__)
+    for part in klass.__qualname__.split("."):
+        obj = getattr(obj, part, None)
+    return obj is klass
+
+
+_REBUILT: dict[bytes, type] = {}
+
+
+def _new_instance(spec: dict[str, Any]) -> nn.Module:
+    """An empty instance of ``regularize_class(**spec)`` for unpickling (state comes next).
+
+    Classes are rebuilt once per distinct spec, so instances unpickled in one process share
+    their class.
+    """
+    key = pickle.dumps(spec)
+    klass = _REBUILT.get(key)
+    if klass is None:
+        klass = _REBUILT[key] = regularize_class(**spec)
+    return klass.__new__(klass)

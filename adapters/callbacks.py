@@ -60,10 +60,9 @@ from torch import Tensor, nn
 
 import w2reg
 
-try:  # Lightning 2.x
-    from lightning.pytorch import Callback as _Callback
-except ImportError:  # pragma: no cover - pytorch_lightning only
-    from pytorch_lightning import Callback as _Callback
+from ._imports import lightning
+
+_Callback = lightning("w2reg.adapters.callbacks").Callback
 
 __all__ = [
     "KEYS",
@@ -236,12 +235,11 @@ def measure(views: list[Tensor], *, lu_max_samples: int | None = 10_000) -> dict
 
 
 def spectrum_figure(spectrum: list[float], *, title: str = "") -> Any:
-    """A matplotlib figure of one spectrum (log scale) with the uniform target ``1/sqrt(m)``."""
-    import matplotlib
+    """A matplotlib figure of one spectrum (log scale) with the uniform target ``1/sqrt(m)``.
 
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo", "ps"):
-        with contextlib.suppress(Exception):
-            matplotlib.use("Agg")
+    A bare :class:`matplotlib.figure.Figure` (not pyplot): it saves and renders without a
+    display, and the user's matplotlib backend is left as it is.
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5, 3.5), dpi=100)
@@ -389,7 +387,7 @@ def _figure_loggers(trainer: Any) -> list[Any]:
     for lg in loggers:
         try:
             experiment = lg.experiment
-        except Exception:  # noqa: BLE001 - e.g. tensorboard not installed: skip quietly
+        except ImportError:  # e.g. TensorBoardLogger without tensorboard: no figures there
             continue
         if experiment is not None and callable(getattr(experiment, "add_figure", None)):
             out.append(lg)

@@ -35,36 +35,38 @@ import math
 from typing import Any
 
 import torch
-import torchvision
-from lightly.loss import BarlowTwinsLoss, NegativeCosineSimilarity, NTXentLoss
-from lightly.models.modules import (
-    BarlowTwinsProjectionHead,
-    BYOLPredictionHead,
-    NNCLRPredictionHead,
-    NNCLRProjectionHead,
-    NNMemoryBankModule,
-    SimSiamPredictionHead,
-    SimSiamProjectionHead,
-)
-from lightly.models.modules.heads import ProjectionHead
-from lightly.models.utils import (
-    deactivate_requires_grad,
-    get_weight_decay_parameters,
-    update_momentum,
-)
-from lightly.utils.lars import LARS
-from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 
 from w2reg.schedules import LinearDecay, WeightLike
 from w2reg.zero_cl import zero_cl_loss
 
+from ._imports import lightning, missing
 from ._lightning import regularize_class
 
-try:  # Lightning 2.x; lightly's examples import the older package name
-    from lightning.pytorch import LightningModule
-except ImportError:  # pragma: no cover - only without the `lightning` package
-    from pytorch_lightning import LightningModule
+try:
+    import torchvision
+    from lightly.loss import BarlowTwinsLoss, NegativeCosineSimilarity, NTXentLoss
+    from lightly.models.modules import (
+        BarlowTwinsProjectionHead,
+        BYOLPredictionHead,
+        NNCLRPredictionHead,
+        NNCLRProjectionHead,
+        NNMemoryBankModule,
+        SimSiamPredictionHead,
+        SimSiamProjectionHead,
+    )
+    from lightly.models.modules.heads import ProjectionHead
+    from lightly.models.utils import (
+        deactivate_requires_grad,
+        get_weight_decay_parameters,
+        update_momentum,
+    )
+    from lightly.utils.lars import LARS
+    from lightly.utils.scheduler import cosine_schedule
+except ImportError as err:
+    raise missing("w2reg.adapters.lightly", "lightly", err) from err
+
+LightningModule = lightning("w2reg.adapters.lightly", "lightly").LightningModule
 
 try:
     from lightly.loss.hypersphere_loss import HypersphereLoss as _AlignUniformLoss
@@ -232,8 +234,16 @@ class _Method(LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss = self.ssl_loss(_views(batch))
-        self.log("train_loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True)
+        views = _views(batch)
+        loss = self.ssl_loss(views)
+        self.log(
+            "train_loss",
+            loss.detach(),
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=views[0].shape[0],
+        )
         return loss
 
     # -- schedules -----------------------------------------------------------------------------

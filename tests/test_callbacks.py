@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -267,3 +269,36 @@ def test_pytorch_lightning_trainer(tmp_path):
     trainer.fit(PLModel(), _loader())
     assert "uniformity/w2" in trainer.callback_metrics
     assert monitor_class_for(PACKAGE) is UniformityMonitor
+
+
+def test_spectrum_figure_leaves_the_matplotlib_backend_alone(tmp_path):
+    """The figure renders headless without switching the user's backend (issue 11)."""
+    code = (
+        "import matplotlib\n"
+        "matplotlib.use('template')\n"
+        "from w2reg.adapters.callbacks import spectrum_figure\n"
+        f"spectrum_figure([1.0, 0.5, 0.1], title='t').savefig({str(tmp_path / 's.png')!r})\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "template"
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+class BrokenLogger(FigureLogger):
+    """A logger whose experiment fails for a reason of its own (not a missing package)."""
+
+    @property
+    def experiment(self):
+        raise RuntimeError("the experiment server refused the run")
+
+
+def test_a_failing_logger_is_not_swallowed(tmp_path):
+    """Only a missing package (ImportError) makes a logger figure-less; other errors surface."""
+    from w2reg.adapters.callbacks import _figure_loggers
+
+    good, broken = FigureLogger(), BrokenLogger()
+    assert _figure_loggers(Trainer(logger=[good], default_root_dir=tmp_path)) == [good]
+    with pytest.raises(RuntimeError, match="server refused"):
+        _figure_loggers(Trainer(logger=[good, broken], default_root_dir=tmp_path))
