@@ -24,8 +24,9 @@ Common recipe (paper Sec. 5 and its reference code, github.com/statsle/Wasserste
 ``training_step(batch, batch_idx)`` takes ``batch = (views, targets, ...)`` where ``views``
 is the list of image tensors a lightly transform yields (two views, or more with
 multi-crop: the first two are the global views that give targets/keys, every view is
-passed through the online branch). All W2 weights below are for the loss scales used
-here; see each class.
+passed through the online branch). Each class's default W2 weight is its entry of the one
+table of defaults, :data:`w2reg.adapters.defaults.DEFAULTS`, whose reference loss scales
+these models are written on; the argument for each value that is not the paper's is there.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from w2reg.zero_cl import zero_cl_loss
 
 from ._imports import lightning, missing
 from ._lightning import regularize_class
+from .defaults import PAPER_METHODS, default_weights
 
 try:
     import torchvision
@@ -182,8 +184,8 @@ class _Method(LightningModule):
             ``...W2`` classes, for the W2 term (statistics of the global batch).
     """
 
-    #: W2 weight used by the ``...W2`` class when ``w2_weight`` is not given.
-    default_w2_weight: WeightLike = 1.0
+    #: The method's key in :data:`w2reg.adapters.defaults.DEFAULTS` and :data:`METHODS`.
+    method_key: str = ""
 
     def __init__(
         self,
@@ -220,6 +222,13 @@ class _Method(LightningModule):
         self.warmup_epochs = warmup_epochs
         self.gather_distributed = gather_distributed
         self._total_steps: int | None = None
+
+    @property
+    def default_w2_weight(self) -> WeightLike:
+        """W2 weight of the ``...W2`` class when ``w2_weight`` is not given: the method's entry
+        of :data:`w2reg.adapters.defaults.DEFAULTS`, decaying over ``max_epochs`` if it does."""
+        start, end = default_weights(self.method_key)
+        return start if start == end else LinearDecay(start, end, epochs=self.max_epochs)
 
     # -- the network ---------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -301,16 +310,10 @@ class SimCLR(_Method):
     ``loss = mean over view pairs of NTXentLoss(z_i, z_j)`` (lightly's NT-Xent already
     averages both directions over the ``2B`` anchors).
 
-    Default W2 weight 0.5 (the paper gives none). Reason: by Wang & Isola's decomposition
-    InfoNCE at temperature ``T`` carries the alignment ``L_A = ||z - z'||^2`` as
-    ``L_A / (2T)`` per anchor, i.e. ``2.5 L_A`` at ``T = 0.2``. The paper's MoCo v2 weight
-    1.0 is set against the *sum* of its two directional InfoNCE terms (``5 L_A``): 0.2 per
-    unit of ``L_A``. Here one averaged NT-Xent (``2.5 L_A``) keeps that ratio at 0.5.
-    SimCLR's W2 without the term (1.04 on CIFAR-10) is as high as MoCo v2's (1.06), so the
-    same relative strength is warranted.
+    Default W2 weight: ``DEFAULTS["simclr"]`` (0.5, ours; the argument is there).
     """
 
-    default_w2_weight: WeightLike = 0.5
+    method_key = "simclr"
 
     def __init__(self, *, temperature: float = 0.2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -339,10 +342,10 @@ class MoCoV2(_Method):
     paper's reference code, so the paper's weight applies. Extra crops are queries against
     both global keys in the same call (the queue then also receives those keys again).
 
-    Default W2 weight 1.0 (paper, constant).
+    Default W2 weight: ``DEFAULTS["mocov2"]`` (the paper's 1.0, constant).
     """
 
-    default_w2_weight: WeightLike = 1.0
+    method_key = "mocov2"
 
     def __init__(
         self,
@@ -394,13 +397,11 @@ class NNCLR(_Method):
     updated once per step (with the second one, as lightly's example), NT-Xent at 0.2:
     ``loss = mean over (i, j) of NTXentLoss(NN(z_i), p_j)``.
 
-    Default W2 weight 0.5 (the paper gives none): the same InfoNCE-family scale as
-    :class:`SimCLR` (one averaged NT-Xent per pair), hence the same weight; NNCLR's W2
-    without the term (1.23) is the highest of the contrastive methods in the paper.
-    The W2 term is taken on the online projections ``z`` before the memory-bank swap.
+    Default W2 weight: ``DEFAULTS["nnclr"]`` (0.5, ours; the argument is there). The W2 term
+    is taken on the online projections ``z`` before the memory-bank swap.
     """
 
-    default_w2_weight: WeightLike = 0.5
+    method_key = "nnclr"
 
     def __init__(
         self,
@@ -440,10 +441,10 @@ class BYOL(_Method):
     ``NegativeCosineSimilarity``; for two views this is the sum of both directions, the
     scale of the paper's reference code, so the paper's weight applies.
 
-    Default W2 weight 0.2 (paper, constant).
+    Default W2 weight: ``DEFAULTS["byol"]`` (the paper's 0.2, constant).
     """
 
-    default_w2_weight: WeightLike = 0.2
+    method_key = "byol"
 
     def __init__(
         self,
@@ -489,12 +490,10 @@ class SimSiam(_Method):
     ``loss = 2 * mean over (i, j) of (2 - 2 cos(p_j, stopgrad(z_i)))``, the same scale as
     :class:`BYOL`.
 
-    Default W2 weight 0.2 (the paper gives none): SimSiam is BYOL's objective without the
-    momentum target, written here on BYOL's loss scale, and its W2 without the term (1.19)
-    is BYOL's (1.21); so BYOL's paper weight.
+    Default W2 weight: ``DEFAULTS["simsiam"]`` (0.2, ours; the argument is there).
     """
 
-    default_w2_weight: WeightLike = 0.2
+    method_key = "simsiam"
 
     def __init__(self, *, pred_hidden_dim: int = 512, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -520,13 +519,10 @@ class AlignUniform(_Method):
     :class:`w2reg.AlignUniformLoss` (the same objective); projector 512 -> 2048 -> 2048 ->
     256. ``loss = mean over view pairs``.
 
-    Default W2 weight 0.2 (the paper gives none). Reason: the ratio of the paper's MoCo v2
-    setting, 0.2 W2 per unit of alignment ``L_A`` (see :class:`SimCLR`); here ``L_A``
-    enters with weight 1. The method already has a uniformity term, so W2 complements it
-    rather than replaces it; 0.2 keeps W2 from dominating the alignment term.
+    Default W2 weight: ``DEFAULTS["align_uniform"]`` (0.2, ours; the argument is there).
     """
 
-    default_w2_weight: WeightLike = 0.2
+    method_key = "align_uniform"
 
     def __init__(self, *, lam: float = 1.0, t: float = 2.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -549,9 +545,11 @@ class BarlowTwins(_Method):
     ``BarlowTwinsLoss`` (on-diagonal + 5e-3 off-diagonal of the batch-standardised
     cross-correlation, the same scale as the paper's code); ``loss = mean over view pairs``.
 
-    Default W2 weight ``LinearDecay(30, 0, epochs=max_epochs)`` (paper: 30 -> 0 linearly
-    over training).
+    Default W2 weight: ``DEFAULTS["barlow_twins"]`` as ``LinearDecay(30, 0,
+    epochs=max_epochs)`` (the paper's 30 -> 0, linear per epoch).
     """
+
+    method_key = "barlow_twins"
 
     def __init__(self, *, lambda_param: float = 5e-3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -561,10 +559,6 @@ class BarlowTwins(_Method):
         self.criterion = BarlowTwinsLoss(
             lambda_param=lambda_param, gather_distributed=self.gather_distributed
         )
-
-    @property
-    def default_w2_weight(self) -> WeightLike:  # type: ignore[override]
-        return LinearDecay(30.0, 0.0, epochs=self.max_epochs)
 
     def ssl_loss(self, views: list[Tensor]) -> Tensor:
         z = [self.project(x) for x in views]
@@ -578,10 +572,10 @@ class ZeroCL(_Method):
     The loss is :func:`w2reg.zero_cl_loss` (``z1, z2`` the ``(B, 256)`` projections of the
     two views); projector 512 -> 2048 -> 2048 -> 256. ``loss = mean over view pairs``.
 
-    Default W2 weight 30 (paper, constant).
+    Default W2 weight: ``DEFAULTS["zero_cl"]`` (the paper's 30, constant).
     """
 
-    default_w2_weight: WeightLike = 30.0
+    method_key = "zero_cl"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -643,28 +637,18 @@ AlignUniformW2 = _w2_variant(AlignUniform)
 BarlowTwinsW2 = _w2_variant(BarlowTwins)
 ZeroCLW2 = _w2_variant(ZeroCL)
 
-#: The plain method classes, by the names used in configs and the paper's tables.
+_PLAIN = (SimCLR, MoCoV2, NNCLR, BYOL, SimSiam, AlignUniform, BarlowTwins, ZeroCL)
+_W2 = (SimCLRW2, MoCoV2W2, NNCLRW2, BYOLW2, SimSiamW2, AlignUniformW2, BarlowTwinsW2, ZeroCLW2)
+
+#: The plain method classes by their keys, in the order of the paper's tables
+#: (:data:`w2reg.adapters.defaults.PAPER_METHODS`, the one list of the eight).
 METHODS: dict[str, type[_Method]] = {
-    "simclr": SimCLR,
-    "mocov2": MoCoV2,
-    "nnclr": NNCLR,
-    "byol": BYOL,
-    "simsiam": SimSiam,
-    "align_uniform": AlignUniform,
-    "barlow_twins": BarlowTwins,
-    "zero_cl": ZeroCL,
+    key: c for key in PAPER_METHODS for c in _PLAIN if c.method_key == key
 }
 
 #: The W2-regularized classes, same keys.
 W2_METHODS: dict[str, type[_Method]] = {
-    "simclr": SimCLRW2,
-    "mocov2": MoCoV2W2,
-    "nnclr": NNCLRW2,
-    "byol": BYOLW2,
-    "simsiam": SimSiamW2,
-    "align_uniform": AlignUniformW2,
-    "barlow_twins": BarlowTwinsW2,
-    "zero_cl": ZeroCLW2,
+    key: c for key in PAPER_METHODS for c in _W2 if c.method_key == key
 }
 
 
@@ -684,10 +668,9 @@ def create_model(
         method: a key of :data:`METHODS` (``"simclr"``, ``"mocov2"``, ``"nnclr"``,
             ``"byol"``, ``"simsiam"``, ``"align_uniform"``, ``"barlow_twins"``, ``"zero_cl"``).
         w2: return the ``...W2`` class (``False``: the plain method).
-        w2_weight: number or :class:`w2reg.Schedule`; ``None`` -> the method's default
-            (paper: MoCo v2 1.0, BYOL 0.2, BarlowTwins ``LinearDecay(30, 0)`` over
-            ``max_epochs``, Zero-CL 30; ours: SimCLR 0.5, NNCLR 0.5, SimSiam 0.2,
-            AlignUniform 0.2, reasons in each class's docstring).
+        w2_weight: number or :class:`w2reg.Schedule`; ``None`` -> the method's default, its
+            entry of :data:`w2reg.adapters.defaults.DEFAULTS` (the paper's four, our four
+            with their arguments; Barlow Twins' decays over ``max_epochs``).
         batch_size: training batch size (scales the learning rate).
         max_epochs: planned epochs; give the ``Trainer`` the same.
         lr: weights' learning rate (``None``: ``0.2 * batch_size / 256``).

@@ -9,8 +9,14 @@ Usage (before solo-learn's ``main_pretrain.py`` builds the model; the entry scri
 then, in a Hydra config, ``method: barlow_twins_w2`` and optionally::
 
     method_kwargs:
-      w2_weight: 30.0        # a_max, the weight at epoch 0   (default: the paper's, per method)
-      w2_final_weight: 0.0   # a_min, reached at max_epochs   (default: the paper's, per method)
+      w2_weight: 3.0         # a_max, the weight at epoch 0   (default: see below)
+      w2_final_weight: 0.0   # a_min, reached at max_epochs   (default: see below)
+
+Default weights: the one table of :mod:`w2reg.adapters.defaults` (the paper's values and
+ours, each on a stated loss scale) times solo-learn's loss scale relative to it,
+:data:`SOLO_LOSS_SCALE` (:func:`default_weights` gives the result). ``register(ALL)`` (what
+the entry script does) adds ``<name>_w2`` for every method in ``METHODS`` whose projector
+output is the embedding; :func:`w2_ineligibility` says why the others (DINO, MAE) are not.
 
 The weight decays linearly per epoch, ``a_t = a_max - t (a_max - a_min) / T`` with ``t`` the
 trainer's ``current_epoch`` and ``T`` its ``max_epochs`` (Fang et al., ICLR 2024, Sec. 5).
@@ -44,25 +50,29 @@ from typing import Any
 
 from torch import nn
 
-from w2reg.schedules import Constant, LinearDecay, Schedule
+from w2reg.schedules import LinearDecay, Schedule
 
+from . import defaults as _defaults
 from ._lightning import CHECKPOINT_KEY, LOG_TERM, LOG_W2, LOG_WEIGHT, regularize_class
 
 __all__ = [
+    "ALL",
     "CHECKPOINT_KEY",
-    "DEFAULT_WEIGHTS",
     "LOG_TERM",
     "LOG_W2",
     "LOG_WEIGHT",
     "PAPER_METHODS",
     "SOLO_API",
+    "SOLO_LOSS_SCALE",
     "SOLO_VERSION",
     "SUFFIX",
     "SUPPORTED_VERSIONS",
     "add_and_assert_w2_cfg",
     "base_method_name",
+    "default_weights",
     "register",
     "w2_class",
+    "w2_ineligibility",
 ]
 
 #: Registered name of a W2 variant: ``<solo method name> + SUFFIX`` (``barlow_twins_w2``).
@@ -74,34 +84,12 @@ SUPPORTED_VERSIONS = (
     "install as version 1.0.6), or solo-learn 1.0.2 from PyPI (registration and training step)"
 )
 
-#: The eight methods of the paper's tables, by their solo-learn names.
-PAPER_METHODS = (
-    "simclr",
-    "mocov2plus",
-    "nnclr",
-    "byol",
-    "simsiam",
-    "align_uniform",
-    "barlow_twins",
-    "zero_cl",
+#: How to install current solo-learn (it is not on PyPI), as the ImportErrors print it.
+INSTALL_HINT = (
+    "install it from source: pip install 'setuptools<81' wheel && pip install "
+    "--no-build-isolation git+https://github.com/vturrisi/solo-learn (and w2reg's extra: "
+    "pip install 'w2reg[solo]'); README, 'Installing solo-learn', has the versions we test"
 )
-
-#: Default ``(w2_weight, w2_final_weight)`` per method. From the paper (Sec. 5, Table 5):
-#: mocov2plus 1 -> 1, byol 0.2 -> 0.2, barlow_twins 30 -> 0, zero_cl 30 -> 30. The paper gives
-#: none for the other four; ours: the InfoNCE methods (simclr, nnclr) and align_uniform, whose
-#: losses are on the scale of MoCo v2's, take MoCo v2's 1.0; simsiam, a predictor + stop-grad
-#: method whose cosine loss is on BYOL's scale, takes BYOL's 0.2. Methods outside this table
-#: default to 1.0 unless the cfg says otherwise.
-DEFAULT_WEIGHTS: dict[str, tuple[float, float]] = {
-    "simclr": (1.0, 1.0),
-    "mocov2plus": (1.0, 1.0),
-    "nnclr": (1.0, 1.0),
-    "byol": (0.2, 0.2),
-    "simsiam": (0.2, 0.2),
-    "align_uniform": (1.0, 1.0),
-    "barlow_twins": (30.0, 0.0),
-    "zero_cl": (30.0, 30.0),
-}
 
 
 def _installed_version() -> str:
@@ -120,7 +108,7 @@ def _detect() -> tuple[str, str]:
         error = ModuleNotFoundError if isinstance(err, ModuleNotFoundError) else ImportError
         raise error(
             f"w2reg.adapters.solo needs solo-learn ({SUPPORTED_VERSIONS}); importing it "
-            f"failed: {err}",
+            f"failed: {err}. To {INSTALL_HINT}",
             name=err.name,
         ) from err
     version = _installed_version()
@@ -131,9 +119,7 @@ def _detect() -> tuple[str, str]:
         return "legacy", version
     raise ImportError(
         f"w2reg.adapters.solo: installed solo-learn {version} is not supported; supported: "
-        f"{SUPPORTED_VERSIONS}. Install the current one from source: "
-        "pip install 'setuptools<81' wheel && pip install --no-build-isolation "
-        "git+https://github.com/vturrisi/solo-learn"
+        f"{SUPPORTED_VERSIONS}. To use the current one, {INSTALL_HINT}"
     )
 
 
@@ -141,6 +127,76 @@ def _detect() -> tuple[str, str]:
 SOLO_API, SOLO_VERSION = _detect()
 
 from solo.methods import METHODS  # noqa: E402  (only after the version check)
+
+
+def _solo_name(key: str) -> str:
+    """solo-learn's name of a :mod:`~w2reg.adapters.defaults` key (``mocov2`` -> ``mocov2plus``)."""
+    aliases = [a for a, k in _defaults.ALIASES.items() if k == key and a in METHODS]
+    return aliases[0] if aliases else key
+
+
+#: The eight methods of the paper's tables, by their solo-learn names
+#: (:data:`w2reg.adapters.defaults.PAPER_METHODS` is the list; this is its spelling here).
+PAPER_METHODS: tuple[str, ...] = tuple(_solo_name(k) for k in _defaults.PAPER_METHODS)
+
+#: solo-learn's loss for each paper method as a multiple of the reference loss of
+#: :data:`w2reg.adapters.defaults.DEFAULTS` (read from solo-learn's ``training_step``s; the same
+#: in 1.0.2 and main). A number, or the cfg key whose value is the factor. The default W2
+#: weights are the table's times this factor, so W2 keeps the reference ratio to the loss.
+SOLO_LOSS_SCALE: Mapping[str, float | str] = {
+    "simclr": 1.0,  # simclr_loss_func: the mean over all 2B anchors, one averaged NT-Xent
+    "mocov2plus": 0.5,  # (InfoNCE(q1, k2) + InfoNCE(q2, k1)) / 2: half the paper's sum
+    "nnclr": 1.0,  # (InfoNCE(nn1, p2) + InfoNCE(nn2, p1)) / 2: the reference average
+    "byol": 1.0,  # sum over (large crop, other crop) pairs of 2 - 2 cos: the paper's sum
+    "simsiam": 0.25,  # (-cos(p1, z2) - cos(p2, z1)) / 2: a quarter of the reference gradient
+    "align_uniform": 1.0,  # w2reg.adapters.solo_methods.AlignUniform: the reference loss
+    "barlow_twins": "method_kwargs.scale_loss",  # scale_loss * the unscaled Barlow Twins loss
+    "zero_cl": 1.0,  # w2reg.adapters.solo_methods.ZeroCL: the reference loss
+}
+
+#: Default weight (constant) of ``<name>_w2`` for methods outside the paper's eight: no
+#: tuned value exists; set ``method_kwargs.w2_weight``.
+OTHER_METHODS_WEIGHT = 1.0
+
+#: Pass to :func:`register` for every eligible method in ``METHODS`` (what the entry script does).
+ALL = "all"
+
+
+def _scale_factor(method: str, cfg: Any) -> float:
+    scale = SOLO_LOSS_SCALE[method]
+    if not isinstance(scale, str):
+        return float(scale)
+    if cfg is None:
+        raise ValueError(
+            f"the default W2 weight of {method}_w2 depends on the cfg ({scale}); pass cfg"
+        )
+    if SOLO_API == "legacy":  # 1.0.2: a constructor keyword (scale_loss=...)
+        return float(cfg[scale.rsplit(".", 1)[-1]])
+    from omegaconf import OmegaConf
+
+    return float(OmegaConf.select(cfg, scale))
+
+
+def default_weights(method: str, cfg: Any = None) -> tuple[float, float]:
+    """Default ``(w2_weight, w2_final_weight)`` of ``<method>_w2`` on solo-learn's loss scale.
+
+    The table's values (:data:`w2reg.adapters.defaults.DEFAULTS`) times
+    :data:`SOLO_LOSS_SCALE`; ``(1.0, 1.0)`` for methods outside the paper's eight.
+
+    Args:
+        method: a solo-learn name, with or without ``_w2`` (``"mocov2plus"``).
+        cfg: the method's validated cfg; needed where the factor is a cfg key (Barlow Twins'
+            ``method_kwargs.scale_loss``). solo-learn 1.0.2: the constructor's keywords.
+
+    Example: ``default_weights("mocov2plus") == (0.5, 0.5)`` (the paper's 1.0 on its summed
+    loss, solo-learn averages the two directions).
+    """
+    name = base_method_name(method)
+    if name not in SOLO_LOSS_SCALE:
+        return OTHER_METHODS_WEIGHT, OTHER_METHODS_WEIGHT
+    start, end = _defaults.default_weights(name)
+    factor = _scale_factor(name, cfg)
+    return start * factor, end * factor
 
 
 def base_method_name(method: str) -> str:
@@ -206,10 +262,9 @@ def add_and_assert_w2_cfg(cfg: Any, weight: float = 1.0, final_weight: float | N
 
 
 def _schedule(start: float, end: float, max_epochs: Any) -> Schedule:
-    if start == end:
-        schedule: Schedule = Constant(start)
-    else:
-        schedule = LinearDecay(start, end)  # horizon: trainer.max_epochs, set every step
+    # Always a LinearDecay (a constant is start == end, which needs no horizon), so every
+    # method checkpoints the same schedule state: epoch, total_epochs, start, end, epochs.
+    schedule = LinearDecay(start, end)  # horizon: trainer.max_epochs, set every step
     if isinstance(max_epochs, int) and max_epochs > 0:
         schedule.set_epoch(0, max_epochs)  # usable before a trainer is attached
     return schedule
@@ -343,24 +398,170 @@ def _legacy_w2_class(
 
 
 # ----------------------------------------------------------------------------------------
+# Which methods W2 applies to
+
+
+def _solo_class(name: str) -> type | None:
+    import solo.methods
+
+    found = getattr(solo.methods, name, None)
+    return found if isinstance(found, type) else None
+
+
+def w2_ineligibility(cls: Any) -> str | None:
+    """Why the W2 term cannot be added to solo-learn method class ``cls``; ``None`` if it can.
+
+    W2 measures the uniformity of the embedding, the online ``projector``'s output. That is
+    the case for solo-learn's contrastive and non-contrastive methods, including SwAV and
+    DeepClusterV2, whose prototypes are a separate module applied to the L2-normalised
+    projector output. It is not for:
+
+    * ``DINO``: it has no ``projector``; its ``head`` (``DINOHead``) ends in the prototype
+      layer, so the head's output is ``num_prototypes`` logits, not an embedding;
+    * ``MAE``: no projector at all (it reconstructs masked patches);
+    * ``LinearModel`` (``linear``): the linear-evaluation model, not a pre-training method;
+    * ``BaseMethod`` / ``BaseMomentumMethod`` themselves (``base``): no projector.
+
+    Subclasses of the first three are ineligible too (your own method built on ``BaseMethod``
+    is eligible if its ``projector`` output is the embedding).
+    """
+    dino, mae, linear = (_solo_class(n) for n in ("DINO", "MAE", "LinearModel"))
+    name = getattr(cls, "__name__", repr(cls))
+
+    def kind(solo_name: str) -> str:
+        return name if name == solo_name else f"{name} (a {solo_name})"
+
+    if dino is not None and isinstance(cls, type) and issubclass(cls, dino):
+        return (
+            f"{kind('DINO')} has no projector whose output is an embedding: its head "
+            "(DINOHead) ends in the prototype layer, so what it outputs are prototype logits; "
+            "W2 measures the uniformity of an embedding"
+        )
+    if mae is not None and isinstance(cls, type) and issubclass(cls, mae):
+        return f"{kind('MAE')} has no projector: it reconstructs masked patches"
+    if linear is not None and isinstance(cls, type) and issubclass(cls, linear):
+        return f"{name} is solo-learn's linear-evaluation model, not a pre-training method"
+    base = _solo_class("BaseMethod")
+    if cls is base or cls is _solo_class("BaseMomentumMethod"):
+        return f"{name} is solo-learn's base class, with no projector"
+    if base is None or not isinstance(cls, type) or not issubclass(cls, base):
+        return f"{cls!r} is not a solo.methods.base.BaseMethod subclass"
+    return None
+
+
+class IneligibleMethod:
+    """What ``register(ALL)`` puts under ``<name>_w2`` for an ineligible method.
+
+    solo-learn's ``main_pretrain.py`` checks ``cfg.method in METHODS`` and then calls
+    ``METHODS[cfg.method](cfg)``: with this placeholder there, ``method=dino_w2`` fails with
+    the reason (:func:`w2_ineligibility`) instead of solo's list of names.
+    """
+
+    def __init__(self, method: str, reason: str) -> None:
+        self.method = method
+        self.reason = reason
+
+    def message(self) -> str:
+        return (
+            f"method={self.method}{SUFFIX}: the W2 term cannot be added to {self.method!r}: "
+            f"{self.reason}. Use a method whose projector output is the embedding, e.g. "
+            f"{', '.join(m + SUFFIX for m in PAPER_METHODS[:3])}, ..."
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(self.message())
+
+    def add_and_assert_specific_cfg(self, cfg: Any) -> Any:
+        raise ValueError(self.message())
+
+    def __repr__(self) -> str:
+        return f"IneligibleMethod({self.method!r})"
+
+
+# ----------------------------------------------------------------------------------------
 # Registration
 
 
 _REGISTERED: dict[str, type] = {}
 
 
-def register(methods: Iterable[str] | None = None, *, overwrite: bool = False) -> dict[str, type]:
+def _with_cfg_scaled_defaults(klass: type, method: str, start: float, end: float) -> None:
+    """Make ``klass``'s default weights ``(start, end) * <the cfg key SOLO_LOSS_SCALE names>``."""
+    key = SOLO_LOSS_SCALE[method]
+    assert isinstance(key, str)
+    if SOLO_API == "legacy":  # 1.0.2: the factor is a constructor keyword (scale_loss=...)
+        init = klass.__init__
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            factor = _scale_factor(method, kwargs)
+            kwargs.setdefault("w2_weight", start * factor)
+            if start != end:
+                kwargs.setdefault("w2_final_weight", end * factor)
+            init(self, *args, **kwargs)
+
+        klass.__init__ = __init__
+        return
+
+    from omegaconf import OmegaConf
+
+    check = klass.add_and_assert_specific_cfg  # the base's checks, then the W2 keys
+    base_check = METHODS[method].add_and_assert_specific_cfg
+
+    def add_and_assert_specific_cfg(cfg: Any) -> Any:
+        cfg = base_check(cfg)  # fills in solo's default of the factor (idempotent)
+        factor = _scale_factor(method, cfg)
+        kwargs = cfg.method_kwargs
+        if kwargs.get("w2_weight", None) is None or OmegaConf.is_missing(kwargs, "w2_weight"):
+            kwargs.w2_weight = start * factor
+        if start != end and kwargs.get("w2_final_weight", None) is None:
+            kwargs.w2_final_weight = end * factor
+        return check(cfg)
+
+    add_and_assert_specific_cfg.__doc__ = check.__doc__
+    klass.add_and_assert_specific_cfg = staticmethod(add_and_assert_specific_cfg)
+
+
+def _w2_variant(method: str) -> type:
+    cls = METHODS[method]
+    start = end = OTHER_METHODS_WEIGHT
+    if method in SOLO_LOSS_SCALE:
+        start, end = _defaults.default_weights(method)
+    scale = SOLO_LOSS_SCALE.get(method, 1.0)
+    factor = 1.0 if isinstance(scale, str) else scale
+    klass = w2_class(
+        cls, start * factor, end * factor, base_method=method, name=f"{cls.__name__}W2"
+    )
+    if isinstance(scale, str):
+        _with_cfg_scaled_defaults(klass, method, start, end)
+    # Importable by name, so the class pickles (ddp_spawn, multiprocessing); in a process
+    # where register() never ran, the module's __getattr__ registers it on demand.
+    klass.__module__ = __name__
+    klass.__qualname__ = klass.__name__
+    globals()[klass.__name__] = klass
+    return klass
+
+
+def register(
+    methods: Iterable[str] | str | None = None, *, overwrite: bool = False
+) -> dict[str, type]:
     """Add the W2 variants (and AlignUniform, Zero-CL) to ``solo.methods.METHODS``.
 
     Args:
         methods: solo method names to add a ``<name>_w2`` variant for. Default: the eight
-            of :data:`PAPER_METHODS` (those present in the installed solo-learn). Other names
-            in ``METHODS`` are accepted if their class has an online ``projector``; their
-            default weight is 1.0 (set ``method_kwargs.w2_weight``).
+            of :data:`PAPER_METHODS` (those present in the installed solo-learn).
+            :data:`ALL`: every method in ``METHODS`` at the time of the call (solo's and
+            yours) that :func:`w2_ineligibility` accepts, and an :class:`IneligibleMethod`
+            placeholder under ``<name>_w2`` for the others, so that selecting one fails with
+            the reason. Names outside the paper's eight get weight 1.0 unless the cfg says
+            otherwise (``method_kwargs.w2_weight``).
         overwrite: replace entries that already exist and are not ours.
 
     Returns:
         ``{registered name: class}`` of everything this call made available.
+
+    Raises:
+        ValueError: a name is not in ``METHODS``, is already a W2 variant, or its method is
+            not eligible (the message says why).
 
     Idempotent: calling it again returns the same classes. On current solo-learn it first
     registers ``align_uniform`` and ``zero_cl`` (:mod:`w2reg.adapters.solo_methods`).
@@ -372,7 +573,15 @@ def register(methods: Iterable[str] | None = None, *, overwrite: bool = False) -
         for key, klass in (("align_uniform", AlignUniform), ("zero_cl", ZeroCL)):
             _put(key, klass, overwrite)
             added[key] = klass
-    names = list(methods) if methods is not None else [m for m in PAPER_METHODS if m in METHODS]
+    every = isinstance(methods, str) and methods == ALL
+    if isinstance(methods, str) and not every:
+        raise ValueError(f"methods must be a list of names, None or {ALL!r}, got {methods!r}")
+    if every:
+        names = [m for m in METHODS if not m.endswith(SUFFIX) and _is_method_entry(m)]
+    elif methods is None:
+        names = [m for m in PAPER_METHODS if m in METHODS]
+    else:
+        names = list(methods)  # type: ignore[arg-type]
     for method in names:
         if method not in METHODS:
             raise ValueError(
@@ -381,30 +590,58 @@ def register(methods: Iterable[str] | None = None, *, overwrite: bool = False) -
         if method.endswith(SUFFIX):
             raise ValueError(f"methods: {method!r} is already a W2 variant")
         key = method + SUFFIX
+        reason = None if key in _REGISTERED else w2_ineligibility(METHODS[method])
+        if reason is not None:
+            if not every:
+                raise ValueError(f"methods: {method!r}: {reason}")
+            if key not in METHODS or isinstance(METHODS[key], IneligibleMethod):
+                METHODS[key] = IneligibleMethod(method, reason)  # type: ignore[assignment]
+            continue
         if key not in _REGISTERED:
-            start, end = DEFAULT_WEIGHTS.get(method, (1.0, None))
-            klass = w2_class(
-                METHODS[method],
-                start,
-                end,
-                base_method=method,
-                name=f"{METHODS[method].__name__}W2",
-            )
-            # Importable by name, so the class pickles (ddp_spawn, multiprocessing).
-            klass.__module__ = __name__
-            klass.__qualname__ = klass.__name__
-            globals()[klass.__name__] = klass
-            _REGISTERED[key] = klass
+            _REGISTERED[key] = _w2_variant(method)
         _put(key, _REGISTERED[key], overwrite)
         added[key] = _REGISTERED[key]
     return added
 
 
+def _is_method_entry(name: str) -> bool:
+    return isinstance(METHODS[name], type)
+
+
 def _put(key: str, klass: type, overwrite: bool) -> None:
     current = METHODS.get(key)
-    if current is not None and current is not klass and not overwrite:
+    if (
+        current is not None
+        and current is not klass
+        and not isinstance(current, IneligibleMethod)
+        and not overwrite
+    ):
         raise ValueError(
             f"solo.methods.METHODS[{key!r}] is already {current!r}; pass overwrite=True to "
             "replace it"
         )
     METHODS[key] = klass
+
+
+def __getattr__(name: str) -> Any:
+    """``<Class>W2`` registered on demand, so a pickled ``_w2`` model loads in a fresh process.
+
+    ``ddp_spawn`` and ``multiprocessing`` unpickle the model in processes in which
+    :func:`register` never ran: there ``w2reg.adapters.solo.VICRegW2`` is looked up here. The
+    modules the entry script was told to ``--import`` (``W2REG_SOLO_IMPORT``) are imported
+    first, so W2 variants of your own methods are found too.
+    """
+    if name.endswith("W2") and not name.startswith("_"):
+        from .solo_pretrain import import_user_modules
+
+        import_user_modules()
+        for method, cls in list(METHODS.items()):
+            if (
+                isinstance(cls, type)
+                and f"{cls.__name__}W2" == name
+                and not method.endswith(SUFFIX)
+                and w2_ineligibility(cls) is None
+            ):
+                register([method])
+                return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,15 +27,17 @@ except ImportError as err:  # not installed, not importable, or an unsupported v
 if ws.SOLO_API != "cfg":
     pytest.skip(
         f"current solo-learn (Hydra/cfg API, git 1.0.6+) is not installed (found solo-learn "
-        f"{ws.SOLO_VERSION}); install it from source, see docs/readme-solo.md",
+        f"{ws.SOLO_VERSION}); install it from source (README, 'Installing solo-learn')",
         allow_module_level=True,
     )
 
 import solo.methods.base as solo_base  # noqa: E402
+import solo_cfg  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from solo.methods import METHODS  # noqa: E402
 
 import w2reg  # noqa: E402
+from w2reg.adapters import defaults as paper_defaults  # noqa: E402
 from w2reg.adapters import solo_methods, solo_pretrain  # noqa: E402
 
 pl = solo_base.pl  # the Lightning that the installed solo-learn uses
@@ -48,40 +50,12 @@ except FileNotFoundError:
 
 TINY = "w2reg_tiny"
 BACKBONE_CALLS: list[str] = []
-BATCH = 4
-NUM_CLASSES = 3
-
-METHOD_KWARGS: dict[str, dict[str, Any]] = {
-    "simclr": {"temperature": 0.2},
-    "mocov2plus": {"temperature": 0.2, "queue_size": 8},
-    "nnclr": {"temperature": 0.2, "pred_hidden_dim": 16, "queue_size": 8},
-    "byol": {"pred_hidden_dim": 16},
-    "simsiam": {"pred_hidden_dim": 16},
-    "align_uniform": {},
-    "barlow_twins": {},
-    "zero_cl": {},
-}
-MOMENTUM = {"mocov2plus", "byol"}
-
-
-class TinyBackbone(nn.Module):
-    """A 3 -> 8 channel conv and a linear layer: 16 features, any image size."""
-
-    num_features = 16
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.bn = nn.BatchNorm2d(8)
-        self.fc = nn.Linear(8, self.num_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+BATCH, NUM_CLASSES = solo_cfg.BATCH, solo_cfg.NUM_CLASSES
 
 
 def tiny_backbone(method: str, **kwargs: Any) -> nn.Module:
     BACKBONE_CALLS.append(method)
-    return TinyBackbone()
+    return solo_cfg.TinyBackbone()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,50 +66,14 @@ def _solo_setup():
     solo_base.BaseMethod._BACKBONES.pop(TINY, None)
 
 
-def make_cfg(method: str, *, max_epochs: int = 3, small_crops: int = 0, **kwargs: Any):
-    base = ws.base_method_name(method)
-    cfg: dict[str, Any] = {
-        "name": "test",
-        "method": method,
-        "backbone": {"name": TINY},
-        "data": {
-            "dataset": "custom",
-            "train_path": ".",
-            "val_path": None,
-            "format": "image_folder",
-            "num_workers": 0,
-            "num_large_crops": 2,
-            "num_small_crops": small_crops,
-            "num_classes": NUM_CLASSES,
-        },
-        "optimizer": {
-            "name": "lars",
-            "batch_size": BATCH,
-            "lr": 0.3,
-            "classifier_lr": 0.1,
-            "weight_decay": 1e-5,
-            "kwargs": {"momentum": 0.9},
-        },
-        "scheduler": {"name": "warmup_cosine", "warmup_epochs": 0},
-        "checkpoint": {"enabled": False},
-        "auto_resume": {"enabled": False},
-        "performance": {"disable_channel_last": True},
-        "max_epochs": max_epochs,
-        "devices": 1,
-        "accelerator": "cpu",
-        "num_nodes": 1,
-        "method_kwargs": {
-            "proj_hidden_dim": 16,
-            "proj_output_dim": 8,
-            **METHOD_KWARGS.get(base, {}),
-            **kwargs,
-        },
-    }
-    if base in MOMENTUM:
-        cfg["momentum"] = {"base_tau": 0.99, "final_tau": 1.0}
-    cfg = OmegaConf.create(cfg)
-    OmegaConf.set_struct(cfg, False)
-    return cfg
+def make_cfg(method: str, **kwargs: Any):
+    return solo_cfg.make_cfg(method, backbone=TINY, **kwargs)
+
+
+def defaults(method: str, **kwargs: Any) -> tuple[float, float]:
+    """The default (w2_weight, w2_final_weight) of ``<method>_w2`` for a tiny cfg."""
+    cfg = METHODS[method].add_and_assert_specific_cfg(make_cfg(method, **kwargs))
+    return ws.default_weights(method, cfg)
 
 
 def make_batch(small_crops: int = 0, seed: int = 0) -> list[Any]:
@@ -203,6 +141,24 @@ def test_register_rejects_unknown_names_and_foreign_entries():
         METHODS["simclr_w2"] = saved
 
 
+def test_register_all_adds_every_eligible_method_and_names_the_others():
+    added = ws.register(ws.ALL)
+    eligible = {"vicreg", "swav", "deepclusterv2", "mocov3", "nnbyol", "ressl"} & set(METHODS)
+    assert {m + "_w2" for m in eligible} <= set(added)
+    assert set(added) >= {m + "_w2" for m in ws.PAPER_METHODS}
+    for name, reason in [("dino", "prototype"), ("mae", "no projector"), ("linear", "linear")]:
+        if name not in METHODS:
+            continue
+        assert ws.w2_ineligibility(METHODS[name]) is not None
+        assert isinstance(METHODS[name + "_w2"], ws.IneligibleMethod)
+        with pytest.raises(ValueError, match=rf"method={name}_w2: .*{reason}"):
+            METHODS[name + "_w2"](make_cfg(name + "_w2"))
+        with pytest.raises(ValueError, match=rf"methods: {name!r}: .*{reason}"):
+            ws.register([name])
+    assert ws.w2_ineligibility(METHODS["swav"]) is None
+    assert ws.register(ws.ALL) == added  # idempotent
+
+
 def test_backbone_factory_gets_the_base_method_name():
     BACKBONE_CALLS.clear()
     METHODS["mocov2plus_w2"](make_cfg("mocov2plus_w2"))
@@ -210,9 +166,13 @@ def test_backbone_factory_gets_the_base_method_name():
 
 
 @pytest.mark.parametrize("method", ws.PAPER_METHODS)
-def test_cfg_defaults_are_the_paper_values(method):
+def test_cfg_defaults_are_the_tables_times_solos_loss_scale(method):
     model = METHODS[method + "_w2"](make_cfg(method + "_w2"))
-    start, end = ws.DEFAULT_WEIGHTS[method]
+    start, end = defaults(method)
+    reference = paper_defaults.default_weights(method)
+    scale = ws.SOLO_LOSS_SCALE[method]
+    factor = model.cfg.method_kwargs.scale_loss if isinstance(scale, str) else scale
+    assert (start, end) == pytest.approx((reference[0] * factor, reference[1] * factor))
     assert model.cfg.method_kwargs.w2_weight == start
     assert model.cfg.method_kwargs.w2_final_weight == end
     assert model.w2reg.loss.weight == start
@@ -224,8 +184,10 @@ def test_cfg_defaults_are_the_paper_values(method):
     ("method", "given", "expected"),
     [
         ("byol_w2", {"w2_weight": 0.5}, (0.5, 0.5)),  # a constant default stays constant
-        ("barlow_twins_w2", {"w2_weight": 10.0}, (10.0, 0.0)),  # a decaying one keeps its end
-        ("barlow_twins_w2", {"w2_final_weight": 5.0}, (30.0, 5.0)),
+        # a decaying one keeps its end
+        ("barlow_twins_w2", {"w2_weight": 10.0, "scale_loss": 1.0}, (10.0, 0.0)),
+        ("barlow_twins_w2", {"w2_final_weight": 5.0, "scale_loss": 1.0}, (30.0, 5.0)),
+        ("barlow_twins_w2", {"w2_final_weight": 0.5, "scale_loss": 0.1}, (3.0, 0.5)),
         ("simclr_w2", {"w2_weight": 2.0, "w2_final_weight": 1}, (2.0, 1.0)),
     ],
 )
@@ -237,11 +199,20 @@ def test_cfg_keys_override_the_defaults(method, given, expected):
     assert (schedule.value_at(0, 3), schedule.value_at(3, 3)) == pytest.approx(expected)
 
 
-def test_paper_table_values():
-    assert ws.DEFAULT_WEIGHTS["mocov2plus"] == (1.0, 1.0)
-    assert ws.DEFAULT_WEIGHTS["byol"] == (0.2, 0.2)
-    assert ws.DEFAULT_WEIGHTS["barlow_twins"] == (30.0, 0.0)
-    assert ws.DEFAULT_WEIGHTS["zero_cl"] == (30.0, 30.0)
+def test_solo_defaults_keep_the_papers_ratio_to_solos_losses():
+    # the paper's MoCo v2 1.0 is against the sum of both directions; solo-learn averages them
+    assert defaults("mocov2plus") == pytest.approx((0.5, 0.5))
+    assert defaults("byol") == pytest.approx((0.2, 0.2))  # solo sums, as the paper's code
+    assert defaults("simsiam") == pytest.approx((0.05, 0.05))  # (-cos - cos) / 2: 1/4
+    assert defaults("simclr") == defaults("nnclr") == pytest.approx((0.5, 0.5))
+    assert defaults("align_uniform") == pytest.approx((0.2, 0.2))
+    assert defaults("zero_cl") == pytest.approx((30.0, 30.0))
+    # Barlow Twins: scale_loss times the paper's 30 -> 0 (the shipped configs: 0.1)
+    assert defaults("barlow_twins", scale_loss=1.0) == pytest.approx((30.0, 0.0))
+    assert defaults("barlow_twins", scale_loss=0.1) == pytest.approx((3.0, 0.0))
+    assert ws.default_weights("vicreg") == (1.0, 1.0)  # outside the paper's eight
+    with pytest.raises(ValueError, match="scale_loss"):
+        ws.default_weights("barlow_twins")  # needs the cfg
 
 
 @pytest.mark.parametrize(
@@ -273,11 +244,20 @@ def test_unsupported_version_fails_with_versions_in_message(monkeypatch):
 # ------------------------------------------------------------------ the training step
 
 
-@pytest.mark.parametrize("method", ws.PAPER_METHODS)
+#: Beyond the paper's eight: VICReg, and SwAV, whose prototypes follow the projector.
+OTHER_METHODS = ("vicreg", "swav")
+
+
+@pytest.mark.parametrize("method", ws.PAPER_METHODS + OTHER_METHODS)
 def test_training_step_adds_weight_times_w2_of_online_projections(method):
+    ws.register([method])
     model = METHODS[method + "_w2"](make_cfg(method + "_w2"))
     plain = METHODS[method](make_cfg(method))
     plain.load_state_dict(model.state_dict(), strict=True)  # no parameter or buffer added
+    if method == "swav":  # what SwAV's on_train_start sets up, here without a Trainer
+        from solo.utils.sinkhorn_knopp import SinkhornKnopp
+
+        model.sk = plain.sk = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
     seen: list[torch.Tensor] = []
     model.projector.register_forward_hook(lambda mod, inp, out: seen.append(out))
     batch = make_batch()
@@ -289,7 +269,7 @@ def test_training_step_adds_weight_times_w2_of_online_projections(method):
 
     z = torch.cat(seen)
     assert z.shape == (2 * BATCH, 8) and z.requires_grad  # both crops, online, with grad
-    weight = ws.DEFAULT_WEIGHTS[method][0]
+    weight = defaults(method)[0]
     expected = w2reg.w2_uniformity(z.detach().double()).float()
     assert model.w2reg.loss.last_weight == weight
     torch.testing.assert_close(model.w2reg.loss.last_value, expected, rtol=1e-5, atol=1e-6)
@@ -355,7 +335,7 @@ def test_fast_dev_run_logs_like_solo(method):
     metrics = t.callback_metrics
     for key in (ws.LOG_W2, ws.LOG_WEIGHT, ws.LOG_TERM):
         assert f"{key}_step" in metrics and f"{key}_epoch" in metrics, sorted(metrics)
-    assert float(metrics[f"{ws.LOG_WEIGHT}_epoch"]) == pytest.approx(ws.DEFAULT_WEIGHTS[method][0])
+    assert float(metrics[f"{ws.LOG_WEIGHT}_epoch"]) == pytest.approx(defaults(method)[0])
     assert torch.isfinite(metrics[f"{ws.LOG_W2}_epoch"])
 
 
@@ -368,7 +348,7 @@ class _WeightPerEpoch(pl.Callback):
 
 
 def test_schedule_follows_epochs_and_checkpoint_loads_into_plain_class(tmp_path):
-    model = METHODS["barlow_twins_w2"](make_cfg("barlow_twins_w2", max_epochs=3))
+    model = METHODS["barlow_twins_w2"](make_cfg("barlow_twins_w2", max_epochs=3, scale_loss=1.0))
     record = _WeightPerEpoch()
     t = trainer(max_epochs=3, limit_train_batches=1, callbacks=[record])
     t.fit(model, loader())
@@ -381,7 +361,7 @@ def test_schedule_follows_epochs_and_checkpoint_loads_into_plain_class(tmp_path)
     plain.load_state_dict(ckpt["state_dict"], strict=True)
     assert ckpt[ws.CHECKPOINT_KEY]["schedule"]["epoch"] == 2
 
-    resumed = METHODS["barlow_twins_w2"](make_cfg("barlow_twins_w2", max_epochs=3))
+    resumed = METHODS["barlow_twins_w2"](make_cfg("barlow_twins_w2", max_epochs=3, scale_loss=1.0))
     resumed.on_load_checkpoint(ckpt)
     assert resumed.w2reg.loss.schedule.epoch == 2
     assert resumed.w2reg.loss.weight == pytest.approx(10.0)
@@ -416,7 +396,7 @@ def test_shipped_configs_compose_and_validate(name, dataset):
     cfg = METHODS[name].add_and_assert_specific_cfg(cfg)
     base = ws.base_method_name(name)
     if name.endswith("_w2"):
-        start, end = ws.DEFAULT_WEIGHTS[base]
+        start, end = ws.default_weights(base, cfg)
         assert (cfg.method_kwargs.w2_weight, cfg.method_kwargs.w2_final_weight) == (start, end)
     if "temperature" in cfg.method_kwargs:
         assert cfg.method_kwargs.temperature == 0.2

@@ -2,7 +2,7 @@
 
 1.0.2 pins torch 1.9 and pytorch-lightning 1.4; installed with ``--no-deps`` next to torch
 2.x it imports with pytorch-lightning 1.9.5, lightning-bolts 0.7.0, timm and
-``setuptools<81`` (see docs/readme-solo.md). What the adapter supports there, and what is
+``setuptools<81`` (README, 'Installing solo-learn'). What the adapter supports there, and what is
 tested here: :func:`register` and :func:`w2_class` (W2 settings as constructor keywords) and
 the training step. Skipped unless solo-learn 1.0.2 is the installed version.
 """
@@ -126,10 +126,17 @@ def test_training_step_adds_weight_times_w2(method):
 
     z = torch.cat([o for o in seen if o.requires_grad])
     assert z.shape[0] == 2 * BATCH
-    weight = ws.DEFAULT_WEIGHTS[method][0]
+    weight = ws.default_weights(method, make_kwargs(method))[0]
     expected = w2reg.w2_uniformity(z.detach())
     assert model.w2reg.loss.last_weight == weight
     torch.testing.assert_close(loss - ref, weight * expected, rtol=1e-4, atol=1e-4)
+
+
+def test_barlow_twins_default_follows_scale_loss():
+    # solo-learn's Barlow Twins loss is scale_loss times the paper's: so is the default weight
+    assert build("barlow_twins_w2").w2reg.loss.schedule.value_at(0, 3) == pytest.approx(3.0)
+    model = build("barlow_twins_w2", scale_loss=1.0, w2_weight=10.0)
+    assert model.w2reg.loss.schedule.value_at(3, 3) == 0.0  # a decaying default keeps its end
 
 
 def test_w2_settings_are_constructor_keywords():
@@ -159,7 +166,7 @@ def test_fit_logs_and_follows_epochs():
         def on_train_batch_end(self, trainer, pl_module, *args: Any) -> None:
             weights[trainer.current_epoch] = pl_module.w2reg.loss.last_weight
 
-    model = build("barlow_twins_w2")
+    model = build("barlow_twins_w2", scale_loss=1.0)  # the paper's loss scale: 30 -> 0
     trainer = pl.Trainer(
         max_epochs=3,
         limit_train_batches=1,
