@@ -9,8 +9,8 @@ supports fully, exists only as git source. Where it comes from:
 1. ``--archives`` (default ``../shared/third_party/solo-learn`` next to the repository root,
    or ``$W2REG_SOLO_ARCHIVES``) when that folder exists: ``solo-learn-REF.tar.gz`` in it is
    unpacked (CI machines, which cannot reach git hosts, carry these snapshots);
-2. otherwise a clone of https://github.com/vturrisi/solo-learn checked out at the tag or
-   commit (a user's own CI).
+2. otherwise a clone of https://github.com/vturrisi/solo-learn (or ``$W2REG_SOLO_GIT``, a
+   mirror) checked out at the tag or commit (a user's own CI).
 
 Either way the tree lands at ``DEST/solo-learn`` (``main_pretrain.py`` included, which the
 installed package lacks; tox.ini points ``W2REG_SOLO_SRC`` there for the tests) and is
@@ -33,7 +33,7 @@ import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-GITHUB = "https://github.com/vturrisi/solo-learn"
+GITHUB = os.environ.get("W2REG_SOLO_GIT") or "https://github.com/vturrisi/solo-learn"
 DEFAULT_ARCHIVES = REPO.parent / "shared" / "third_party" / "solo-learn"
 TREE = "solo-learn"  # the archives' top folder
 GIT_TIMEOUT_S = 300
