@@ -5,9 +5,10 @@
   (meaningful in every env, also where those libraries are installed).
 * Under tox (``W2REG_TOX_INI`` set by tox.ini): ``w2reg`` comes from the installed wheel, not
   from the checkout; every ``name==version`` that tox.ini pins for this env is what is
-  installed; the pinned libraries import. So an env cannot pass by silently skipping the tests
-  of a library that failed to install or import, and the README table (generated from tox.ini)
-  says what really ran.
+  installed; the pinned libraries import; where solo-learn is built from a git snapshot, the
+  installed ``solo`` package is that snapshot's (``W2REG_SOLO_SRC``), file for file. So the
+  README table (generated from tox.ini) says what really ran. That a required library's tests
+  did not skip is tests/conftest.py's job (``W2REG_REQUIRE``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import w2reg
 LIBRARIES = ("lightly", "solo", "lightning", "pytorch_lightning", "lightning_fabric")
 TOX_INI = os.environ.get("W2REG_TOX_INI")
 TOX_ENV = os.environ.get("TOX_ENV_NAME")
+#: how the checks meant for other envs skip (allowed by tests/conftest.py's ALLOWED_SKIPS)
+NOT_THIS_ENV = "not this env: "
 under_tox = pytest.mark.skipif(
     not (TOX_INI and TOX_ENV), reason="only inside a tox env of tox.ini (W2REG_TOX_INI)"
 )
@@ -81,9 +84,6 @@ def test_w2reg_is_the_installed_wheel_not_the_checkout() -> None:
 def test_pinned_versions_are_installed_and_import() -> None:
     table = _matrix_table()
     pins = table.env_pins(table.ToxIni(Path(TOX_INI)), TOX_ENV)
-    marker = os.environ.get("W2REG_SOLO_MARKER")
-    if marker and Path(marker).exists():
-        pytest.skip(Path(marker).read_text().strip())
     assert pins or TOX_ENV == "core", f"tox.ini pins nothing for {TOX_ENV}"
     for name, version in sorted(pins.items()):
         got = importlib.metadata.version(name)
@@ -95,9 +95,29 @@ def test_pinned_versions_are_installed_and_import() -> None:
 
 
 @under_tox
+def test_solo_from_source_is_the_snapshot_of_the_env() -> None:
+    table = _matrix_table()
+    ref = table.solo_source_ref(table.ToxIni(Path(TOX_INI)), TOX_ENV)
+    if ref is None:
+        pytest.skip(f"{NOT_THIS_ENV}only the envs that build solo-learn from a git snapshot")
+    tree = Path(os.environ["W2REG_SOLO_SRC"])
+    origin = (tree / ".w2reg-origin").read_text().split()
+    assert origin[0] == ref, f"{tree} holds solo-learn {origin[0]}, tox.ini asks for {ref}"
+    assert (tree / "main_pretrain.py").is_file()
+    installed = Path(importlib.import_module("solo").__file__).parent
+    assert "site-packages" in installed.parts, installed
+    mine = sorted(p.relative_to(tree / "solo") for p in (tree / "solo").rglob("*.py"))
+    theirs = sorted(p.relative_to(installed) for p in installed.rglob("*.py"))
+    assert mine == theirs, set(mine) ^ set(theirs)
+    differ = [p for p in mine if (tree / "solo" / p).read_bytes() != (installed / p).read_bytes()]
+    assert not differ, f"installed solo differs from {tree}: {differ[:5]}"
+    print(f"solo-learn {ref} from {origin[1]}: {len(mine)} files as in {tree}")
+
+
+@under_tox
 def test_core_env_has_no_library_installed() -> None:
     if TOX_ENV != "core":
-        pytest.skip("only the core env promises torch and nothing else")
+        pytest.skip(f"{NOT_THIS_ENV}only the core env promises torch and nothing else")
     for name in LIBRARIES:
         assert importlib.util.find_spec(name) is None, f"{name} is installed in the core env"
     assert importlib.util.find_spec("torchvision") is None

@@ -29,24 +29,48 @@ INI = """
 env_list =
     a
     b
+    c
 [matrix]
 outside_range = b: lightly
 [base]
 deps =
     torch==2.14.1
+[solo]
+set_env =
+    {[testenv]set_env}
+    W2REG_REQUIRE = solo-cfg
+    W2REG_SOLO_SRC = {env_dir}{/}solo-src{/}solo-learn
+install = python {tox_root}{/}tools{/}install_solo_src.py --dest {env_dir}{/}solo-src
 [testenv]
 base_python = py311
 description = plain
 deps = {[base]deps}
+set_env =
+    W2REG_TOX_INI = {tox_root}{/}tox.ini
 commands = pytest tests
+[testenv:a]
+set_env =
+    {[testenv]set_env}
+    W2REG_REQUIRE = core
 [testenv:b]
 description = old lightly
+base_python = py310
 deps =
     {[base]deps}
     lightly==1.4.26  # comment
     numpy<2
+set_env =
+    {[testenv]set_env}
+    W2REG_REQUIRE = lightly lightning
 commands_pre = python -m pip install --no-deps solo-learn==1.0.2
 commands = pytest tests -o "python_files=test_matrix_install.py test_lightly_*.py"
+[testenv:c]
+description = a solo-learn snapshot
+deps =
+    {[base]deps}
+    lightning==2.1.2
+set_env = {[solo]set_env}
+commands_pre = {[solo]install} main-9187ea3
 """
 
 
@@ -54,7 +78,7 @@ def test_inheritance_substitution_and_pins(mt, tmp_path: Path) -> None:
     ini = tmp_path / "tox.ini"
     ini.write_text(INI)
     tox = mt.ToxIni(ini)
-    assert tox.envs() == ["a", "b"]
+    assert tox.envs() == ["a", "b", "c"]
     assert mt.env_pins(tox, "a") == {"torch": "2.14.1"}
     assert mt.env_requirements(tox, "b") == {
         "torch": "==2.14.1",
@@ -65,8 +89,28 @@ def test_inheritance_substitution_and_pins(mt, tmp_path: Path) -> None:
     assert mt.env_tests(tox, "a") == "all"
     assert mt.env_tests(tox, "b") == "`test_lightly_*`"
     text = mt.table(tox)
-    assert "| `b` | 3.11 | 2.14.1 | — | `<2` | 1.4.26 |" in text
+    assert "| `b` | 3.10 | 2.14.1 | — | `<2` | 1.4.26 |" in text
     assert "- `b`: old lightly" in text
+
+
+def test_set_env_require_and_solo_snapshots(mt, tmp_path: Path) -> None:
+    ini = tmp_path / "tox.ini"
+    ini.write_text(INI)
+    tox = mt.ToxIni(ini)
+    assert tox.set_env("c") == {
+        "W2REG_TOX_INI": "{tox_root}{/}tox.ini",
+        "W2REG_REQUIRE": "solo-cfg",
+        "W2REG_SOLO_SRC": "{env_dir}{/}solo-src{/}solo-learn",
+    }
+    assert mt.env_required(tox, "a") == ["core"]
+    assert mt.env_required(tox, "b") == ["lightly", "lightning"]
+    assert mt.env_required(tox, "c") == ["solo-cfg"]
+    assert mt.solo_source_ref(tox, "c") == "main-9187ea3"
+    assert mt.solo_source_ref(tox, "b") is None  # solo-learn 1.0.2 from PyPI: a pin
+    assert mt.env_imports(tox, "c") == ["solo.methods"]
+    rows = {line.split(" | ")[0]: line for line in mt.table(tox).splitlines()}
+    assert rows["| `c`"].endswith("| git main @ 9187ea3 | — | all | solo-cfg |"), rows["| `c`"]
+    assert rows["| `b`"].endswith("| lightly, lightning |")
 
 
 def test_check_passes_on_the_repo_docs_and_fails_on_drift(mt, tmp_path: Path, capsys) -> None:
@@ -84,15 +128,53 @@ def test_check_passes_on_the_repo_docs_and_fails_on_drift(mt, tmp_path: Path, ca
         mt.main(["--check", str(missing)])
 
 
+def _project(**kw):
+    base = {
+        "requires-python": ">=3.10",
+        "classifiers": [f"Programming Language :: Python :: 3.{v}" for v in (10, 11, 12, 13)],
+        "dependencies": ["torch>=2.1"],
+        "optional-dependencies": {
+            "lightly": ["lightly>=1.5.8"],
+            "test": ["pytest>=7.0.0", "numpy"],
+        },
+    }
+    return lambda: {**base, **kw}
+
+
 def test_min_env_must_pin_every_lower_bound(mt, tmp_path: Path, monkeypatch) -> None:
     ini = tmp_path / "tox.ini"
     ini.write_text(
-        "[tox]\nenv_list = py311-min\n[testenv]\ndeps =\n    lightly==1.5.9\n    pytest==7.0.0\n"
+        "[tox]\nenv_list = py310-min\n[testenv]\nbase_python = py310\n"
+        "deps =\n    lightly==1.5.9\n    pytest==7.0.0\n    torch==2.2.0\n"
     )
-    monkeypatch.setattr(
-        mt, "_extras", lambda: {"lightly": ["lightly>=1.5.8"], "test": ["pytest>=7.0.0", "numpy"]}
-    )
+    monkeypatch.setattr(mt, "_project", _project())
     problems = mt.check_extras(mt.ToxIni(ini))
-    assert any("py311-min must pin lightly==1.5.8" in p for p in problems), problems
+    assert any("py310-min must pin lightly==1.5.8" in p for p in problems), problems
+    assert any("py310-min must pin torch==2.1 " in p and "dependencies" in p for p in problems)
     assert any("'numpy' has no lower bound" in p for p in problems), problems
     assert not any("pytest" in p for p in problems), problems
+
+
+def test_declared_pythons_are_the_tested_ones(mt, tmp_path: Path, monkeypatch) -> None:
+    ini = tmp_path / "tox.ini"
+    ini.write_text(
+        "[tox]\nenv_list =\n    py310-min\n    new\n[testenv]\nbase_python = py311\n"
+        "[testenv:py310-min]\nbase_python = py310\n[testenv:new]\nbase_python = py313\n"
+    )
+    tox = mt.ToxIni(ini)
+    monkeypatch.setattr(mt, "_project", _project())
+    assert mt.check_pythons(tox) == []
+    monkeypatch.setattr(mt, "_project", _project(**{"requires-python": ">=3.9"}))
+    problems = mt.check_pythons(tox)
+    assert any("py310-min runs Python 3.10, not the lowest" in p for p in problems), problems
+    assert any("lowest Python classifier is 3.10" in p for p in problems), problems
+    classifiers = [f"Programming Language :: Python :: 3.{v}" for v in (10, 11, 12, 13, 14)]
+    monkeypatch.setattr(mt, "_project", _project(classifiers=classifiers))
+    assert mt.check_pythons(tox) == [
+        "no env runs Python 3.14, the highest the classifiers name (envs: ['3.10', '3.13'])"
+    ]
+    monkeypatch.setattr(mt, "_project", _project(classifiers=classifiers[:3]))
+    assert mt.check_pythons(tox) == [
+        "no env runs Python 3.12, the highest the classifiers name (envs: ['3.10', '3.13'])",
+        "new runs Python 3.13, which the classifiers do not name",
+    ]

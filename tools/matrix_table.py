@@ -7,11 +7,14 @@
 The table sits between ``<!-- matrix:start -->`` and ``<!-- matrix:end -->``. ``--check`` also
 verifies that
 
-* the ``py311-min`` env pins exactly the lower bound of every requirement in the
-  ``lightly``, ``solo`` and ``test`` extras of pyproject.toml (so the declared lower bounds
-  are the ones that ran), and that every such requirement has a lower bound;
-* every version an env pins for a package named in those extras lies inside the declared
-  range, unless ``[matrix] outside_range`` in tox.ini lists it (a documented exception).
+* the ``py310-min`` env pins exactly the lower bound of every requirement in pyproject.toml's
+  dependencies (torch) and its ``lightly``, ``solo`` and ``test`` extras, and runs the lowest
+  Python that ``requires-python`` allows (so the declared lower bounds are the ones that ran),
+  and that every such requirement has a lower bound;
+* some env runs the highest Python the classifiers name, and every env's Python is inside
+  ``requires-python`` and the classifiers;
+* every version an env pins for a package named there lies inside the declared range, unless
+  ``[matrix] outside_range`` in tox.ini lists it (a documented exception).
 
 Only the standard library is needed (plus ``packaging`` for the range check, which tox
 brings along; without it that one check is skipped with a note).
@@ -35,7 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 START = "<!-- matrix:start -->"
 END = "<!-- matrix:end -->"
 CHECKED_EXTRAS = ("lightly", "solo", "test")
-MIN_ENV = "py311-min"
+DEPENDENCIES = "dependencies"  # pyproject's [project] dependencies, checked like an extra
+MIN_ENV = "py310-min"
+REQUIRE_VAR = "W2REG_REQUIRE"  # set_env: what an env must test (tests/conftest.py)
+_SOLO_SRC = re.compile(r"install_solo_src\.py\b.*?\s([\w.-]+)\s*$")
+_CLASSIFIER = re.compile(r"^Programming Language :: Python :: (3\.\d+)$")
 
 _REF = re.compile(r"\{\[([^\]]+)\]([^}]+)\}")
 _REQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
@@ -89,6 +96,15 @@ class ToxIni:
                 out.append(line)
         return out
 
+    def set_env(self, env: str) -> dict[str, str]:
+        """``KEY = value`` lines of ``set_env`` (inherited, ``{[sec]key}`` expanded; last wins)."""
+        out = {}
+        for line in self.lines(env, "set_env"):
+            key, sep, value = line.partition("=")
+            if sep:
+                out[key.strip()] = value.strip()
+        return out
+
     def envs(self) -> list[str]:
         raw = self.raw("tox", "env_list") or self.raw("tox", "envlist") or ""
         return [e.strip() for e in re.split(r"[,\n]", raw) if e.strip()]
@@ -116,8 +132,23 @@ def env_pins(tox: ToxIni, env: str) -> dict[str, str]:
     }
 
 
+def solo_source_ref(tox: ToxIni, env: str) -> str | None:
+    """The solo-learn ref (``1.0.8``, ``main-9187ea3``) that tools/install_solo_src.py installs."""
+    for line in tox.lines(env, "commands_pre"):
+        m = _SOLO_SRC.search(line)
+        if m:
+            return m.group(1)
+    return None
+
+
 def solo_from_source(tox: ToxIni, env: str) -> bool:
-    return any("install_solo_src" in line for line in tox.lines(env, "commands_pre"))
+    return solo_source_ref(tox, env) is not None
+
+
+def env_required(tox: ToxIni, env: str) -> list[str]:
+    """What ``env`` must test (``W2REG_REQUIRE``); tests/conftest.py enforces it."""
+    value = tox.set_env(env).get(REQUIRE_VAR, "")
+    return [name for name in re.split(r"[\s,]+", value) if name]
 
 
 def env_imports(tox: ToxIni, env: str) -> list[str]:
@@ -149,6 +180,12 @@ def _python(tox: ToxIni, env: str) -> str:
     return f"{m.group(1)}.{m.group(2)}" if m else (base or "tox's")
 
 
+def _solo_cell(ref: str) -> str:
+    if ref.startswith("main-"):
+        return f"git main @ {ref.removeprefix('main-')}"
+    return f"git tag {ref}"
+
+
 def table(tox: ToxIni) -> str:
     head = [
         "env",
@@ -162,14 +199,16 @@ def table(tox: ToxIni) -> str:
         "solo-learn",
         "other pins",
         "tests",
+        "must pass",
     ]
     main = {"torch", "torchvision", "numpy", "lightly", "lightning", "pytorch-lightning"}
     rows = [head, ["---"] * len(head)]
     for env in tox.envs():
         reqs = env_requirements(tox, env)
         solo = _cell(reqs, "solo-learn")
-        if solo_from_source(tox, env):
-            solo = "source: `$W2REG_SOLO_SRC` (default git main)"
+        ref = solo_source_ref(tox, env)
+        if ref:
+            solo = _solo_cell(ref)
         rows.append(
             [
                 f"`{env}`",
@@ -188,10 +227,16 @@ def table(tox: ToxIni) -> str:
                 )
                 or "—",
                 env_tests(tox, env),
+                ", ".join(env_required(tox, env)) or "—",
             ]
         )
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     notes = [
+        "",
+        "*must pass*: the env's `W2REG_REQUIRE`. The env fails when that library is missing or "
+        "any of its tests skips (tests/conftest.py; allowed: no GPU, opt-in slow runs). "
+        "solo-learn after 1.0.2 is not on PyPI: its envs install the git snapshots in "
+        "`../shared/third_party/solo-learn/` when that folder exists, else clone GitHub.",
         "",
         "What each env is for (its `description` in tox.ini):",
         "",
@@ -212,9 +257,27 @@ def table(tox: ToxIni) -> str:
     )
 
 
-def _extras(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, list[str]]:
-    data = tomllib.loads(pyproject.read_text())
-    return data["project"].get("optional-dependencies", {})
+def _project(pyproject: Path = ROOT / "pyproject.toml") -> dict:
+    return tomllib.loads(pyproject.read_text())["project"]
+
+
+def _extras() -> dict[str, list[str]]:
+    return _project().get("optional-dependencies", {})
+
+
+def _dependencies() -> list[str]:
+    return list(_project().get("dependencies", []))
+
+
+def _pythons() -> tuple[str, list[str]]:
+    """``requires-python`` and the Python versions the classifiers name (ascending)."""
+    project = _project()
+    named = [
+        m.group(1) for c in project.get("classifiers", []) for m in [_CLASSIFIER.match(c)] if m
+    ]
+    return project.get("requires-python", ""), sorted(
+        named, key=lambda v: tuple(map(int, v.split(".")))
+    )
 
 
 def _extras_line() -> str:
@@ -224,7 +287,14 @@ def _extras_line() -> str:
         for name in CHECKED_EXTRAS
         if name in extras
     ]
-    return "Declared ranges (pyproject.toml extras): " + "; ".join(parts) + "."
+    requires, named = _pythons()
+    pythons = f"Python `{requires}`" + (f" ({', '.join(named)} named)" if named else "")
+    deps = ", ".join(f"`{r}`" for r in _dependencies())
+    return (
+        f"Declared ranges (pyproject.toml): {pythons}; dependencies: {deps}; extras "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def block(tox: ToxIni) -> str:
@@ -251,7 +321,7 @@ def _same(pin: str | None, version: str) -> bool:
 
 
 def check_extras(tox: ToxIni) -> list[str]:
-    """Problems with the extras' bounds against py311-min and the other envs' pins."""
+    """Problems with the declared bounds against the min env's and the other envs' pins."""
     problems: list[str] = []
     min_reqs = env_requirements(tox, MIN_ENV) if MIN_ENV in tox.envs() else None
     allowed = {
@@ -265,19 +335,21 @@ def check_extras(tox: ToxIni) -> list[str]:
     except ImportError:  # pragma: no cover - tox always brings packaging
         Requirement = None  # noqa: N806
         problems.append("note: 'packaging' missing, range check skipped")
-    for extra in CHECKED_EXTRAS:
-        for req in _extras().get(extra, []):
+    declared = {DEPENDENCIES: _dependencies(), **_extras()}
+    for extra in (DEPENDENCIES, *CHECKED_EXTRAS):
+        for req in declared.get(extra, []):
             m = _REQ.match(req)
             name, spec = canonical(m.group(1)), m.group(3).replace(" ", "")
+            where = "the dependencies" if extra == DEPENDENCIES else f"extra {extra!r}"
             if name == "w2reg":
                 continue
             low = re.search(r">=([A-Za-z0-9.]+)", spec)
             if not low:
-                problems.append(f"extra {extra!r}: {req!r} has no lower bound (>=)")
+                problems.append(f"{where}: {req!r} has no lower bound (>=)")
             elif min_reqs is not None and not _same(min_reqs.get(name), low.group(1)):
                 problems.append(
                     f"{MIN_ENV} must pin {name}=={low.group(1)} (the lower bound of {req!r} in "
-                    f"extra {extra!r}); tox.ini has {min_reqs.get(name) or 'nothing'}"
+                    f"{where}); tox.ini has {min_reqs.get(name) or 'nothing'}"
                 )
             if Requirement is None:
                 continue
@@ -287,12 +359,48 @@ def check_extras(tox: ToxIni) -> list[str]:
                 if version and not r.specifier.contains(version, prereleases=True):
                     if (env, name) not in allowed:
                         problems.append(
-                            f"{env} pins {name}=={version}, outside {req!r} (extra {extra!r}); "
-                            "widen the extra or list it in [matrix] outside_range"
+                            f"{env} pins {name}=={version}, outside {req!r} ({where}); "
+                            "widen the range or list it in [matrix] outside_range"
                         )
+    problems += check_pythons(tox)
     return [p for p in problems if not p.startswith("note:")] + [
         p for p in problems if p.startswith("note:")
     ]
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+def check_pythons(tox: ToxIni) -> list[str]:
+    """Problems with the declared Python range against the envs' ``base_python``."""
+    requires, named = _pythons()
+    low = re.search(r">=\s*(3\.\d+)", requires)
+    used = {env: _python(tox, env) for env in tox.envs()}
+    problems = []
+    if not low:
+        return [f"requires-python {requires!r} has no lower bound (>=3.x)"]
+    if not named:
+        problems.append(
+            "pyproject.toml names no 'Programming Language :: Python :: 3.x' classifier"
+        )
+    elif named[0] != low.group(1):
+        problems.append(f"the lowest Python classifier is {named[0]}, requires-python {requires!r}")
+    if MIN_ENV in used and used[MIN_ENV] != low.group(1):
+        problems.append(
+            f"{MIN_ENV} runs Python {used[MIN_ENV]}, not the lowest that requires-python "
+            f"{requires!r} allows ({low.group(1)})"
+        )
+    known = [v for v in used.values() if re.fullmatch(r"3\.\d+", v)]
+    if named and named[-1] not in known:
+        problems.append(
+            f"no env runs Python {named[-1]}, the highest the classifiers name (envs: "
+            f"{sorted(set(known), key=_version_key)})"
+        )
+    for env, version in used.items():
+        if named and version in known and version not in named:
+            problems.append(f"{env} runs Python {version}, which the classifiers do not name")
+    return problems
 
 
 def _write(path: Path, want: str) -> None:
