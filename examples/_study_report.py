@@ -187,11 +187,14 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{_fmt((env.get('load_average_start') or [None])[0], '.1f')}).",
     ]
     if calib:
+        steps = ", ".join(f"{m} {v:.2f}" for m, v in calib["seconds_per_step"].items())
         lines.append(
-            f"- Epochs chosen to fit {calib['budget_seconds'] / 60:.1f} min: "
-            f"{calib['seconds_per_step']:.3f} s/step of {calib['method']} + W2 "
-            f"({calib['seconds_per_epoch_estimate']:.1f} s/epoch estimated), "
-            f"{calib['eval_seconds']:.1f} s per evaluation."
+            f"- Epochs chosen to fit {calib['budget_seconds'] / 60:.1f} min"
+            + (" (the budget is too small even for 1 epoch)" if calib["budget_too_small"] else "")
+            + f": measured seconds per step with W2 ({steps}), "
+            f"{calib['eval_seconds']:.1f} s per evaluation, "
+            f"{calib['fixed_seconds_per_run']:.1f} s fixed per run; estimated "
+            f"{calib['estimated_seconds'] / 60:.1f} min in all."
         )
     lines += [
         f"- Evaluation on the test images: kNN top-1 (k = {c['knn_k']}) against the "

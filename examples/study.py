@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out-dir", type=Path, default=Path("study"), help="results folder")
     p.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="print the runs (and, with --budget-minutes, the calibration: epochs and the "
+        "estimated duration), then stop without training",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -265,8 +271,16 @@ class Study:
             **extra,
         )
 
-    def pretrain(self, run: Run, epochs: int, *, max_steps: int = -1, bar: Any = None) -> Any:
-        """Seed, build, fit; returns ``(model, seconds per epoch, trainer metrics)``."""
+    def pretrain(
+        self,
+        run: Run,
+        epochs: int,
+        *,
+        max_steps: int = -1,
+        bar: Any = None,
+        callbacks: Sequence[Any] = (),
+    ) -> Any:
+        """Seed, build, fit; returns ``(model on the device, epoch timer, trainer metrics)``."""
         import importlib
 
         pl = importlib.import_module(evaluation.LIGHTNING)
@@ -287,7 +301,7 @@ class Study:
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
-            callbacks=[timer],
+            callbacks=[timer, *callbacks],
         )
         trainer.fit(model, loader)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -295,7 +309,7 @@ class Study:
 
     def evaluate(self, model: Any, method: str) -> dict[str, Any]:
         a = self.args
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         bank, bank_targets = evaluation.features(model, self.bank_loader)
         feats, targets = evaluation.features(model, self.test_loader)
         knn = evaluation.knn_from_features(
@@ -326,12 +340,14 @@ class Study:
             "test_spectrum": m["spectrum"],
             "n_test": m["n_samples"],
             "eval_seconds": time.perf_counter() - start,
+            "eval_cpu_seconds": time.process_time() - cpu_start,
         }
 
     def run(self, run: Run, epochs: int, bar: Any = None) -> dict[str, Any]:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         model, timer, metrics = self.pretrain(run, epochs, bar=bar)
         pretrain_seconds = time.perf_counter() - start
+        pretrain_cpu_seconds = time.process_time() - cpu_start
         result: dict[str, Any] = {
             **asdict(run),
             "run": run.name,
@@ -341,6 +357,9 @@ class Study:
             "epoch_seconds": timer.seconds,
             "seconds_per_epoch": sum(timer.seconds) / max(len(timer.seconds), 1),
             "pretrain_seconds": pretrain_seconds,
+            # CPU time of all this process's threads: with T threads and no competition the
+            # wall time is about cpu / T; on a shared machine it shows what the run cost
+            "pretrain_cpu_seconds": pretrain_cpu_seconds,
             "train_loss": metrics.get("train_loss_epoch"),
             "train_w2": metrics.get("train_w2_uniformity_epoch"),
         }
@@ -374,72 +393,70 @@ class _EpochTimer(_epoch_timer_base()):  # type: ignore[misc]
 
 # -- the budget --------------------------------------------------------------------------------
 def calibrate(study: Study, runs: Sequence[Run], budget_s: float) -> dict[str, Any]:
-    """Epochs that let ``runs`` fit in ``budget_s``: time steps and one evaluation.
+    """Epochs that let ``runs`` fit in ``budget_s``, from timed steps and one evaluation.
 
-    Times ``min(steps per epoch, 12)`` steps of the costliest method in the plan (BYOL's
-    momentum encoder, else the first) with W2, excluding the first 2 steps (start-up), and
-    its evaluation; then ``epochs = (budget - spent - runs x eval) / (runs x epoch)``.
+    Every method of the plan (with W2: the dearer arm) takes ``min(steps per epoch, 7)``
+    steps; the time from one step's start to the next (data loading included), without the
+    first two (start-up), is its cost per step, and the rest of that fit its fixed cost per
+    run. With one evaluation's time: ``epochs = (budget - calibration - runs x (fixed +
+    evaluation)) / (steps per epoch x the sum of every run's cost per step)``, at least 1.
     """
     start = time.perf_counter()
-    methods = [r.method for r in runs]
-    method = next((m for m in ("byol", "mocov2", "nnclr") if m in methods), methods[0])
-    steps = min(study.steps_per_epoch, 12)
-    timer = _StepTimer()
-    import importlib
-
-    pl = importlib.import_module(evaluation.LIGHTNING)
-    pl.seed_everything(0, workers=True)
-    model = study.model(Run(method, True, 0), 1)
-    loader = study.loader(
-        data.Transformed(study.train, data.ssl_transform(method, study.args.dataset)),
-        shuffle=True,
-        batch_size=study.args.batch_size,
-    )
-    pl.Trainer(
-        max_steps=steps,
-        accelerator=study.args.accelerator,
-        devices=1,
-        precision=study.args.precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    ).fit(model, loader)
-    timed = timer.seconds[2:] or timer.seconds
-    step_s = sum(timed) / len(timed)
-    eval_s = study.evaluate(model.to(study.device), method)["eval_seconds"]
+    methods = list(dict.fromkeys(r.method for r in runs))
+    steps = min(study.steps_per_epoch, 7)
+    per_step: dict[str, float] = {}
+    fixed: list[float] = []
+    model = None
+    for method in methods:
+        timer = _StepTimer()
+        t0 = time.perf_counter()
+        model, _, _ = study.pretrain(Run(method, True, 0), 1, max_steps=steps, callbacks=[timer])
+        wall = time.perf_counter() - t0
+        timed = timer.intervals[2:] or timer.intervals
+        per_step[method] = sum(timed) / len(timed)
+        fixed.append(max(wall - steps * per_step[method], 0.0))
+    assert model is not None
+    eval_s = study.evaluate(model, methods[-1])["eval_seconds"]
+    fixed_s = sum(fixed) / len(fixed)
     spent = time.perf_counter() - start
-    epoch_s = step_s * study.steps_per_epoch
-    left = budget_s - spent - len(runs) * eval_s
-    epochs = max(int(left // (len(runs) * epoch_s)), 1)
+    one_epoch_all_runs = study.steps_per_epoch * sum(per_step[r.method] for r in runs)
+    left = budget_s - spent - len(runs) * (fixed_s + eval_s)
+    fitting = int(left // one_epoch_all_runs)
+    epochs = max(fitting, 1)
     return {
-        "method": method,
-        "steps_timed": len(timed),
-        "seconds_per_step": step_s,
-        "seconds_per_epoch_estimate": epoch_s,
+        "seconds_per_step": per_step,
+        "steps_timed": max(steps - 2, 1),
+        "fixed_seconds_per_run": fixed_s,
         "eval_seconds": eval_s,
         "calibration_seconds": spent,
         "budget_seconds": budget_s,
         "epochs": epochs,
+        "budget_too_small": fitting < 1,
+        "estimated_seconds": spent + len(runs) * (fixed_s + eval_s) + epochs * one_epoch_all_runs,
     }
 
 
 class _StepTimer(_epoch_timer_base()):  # type: ignore[misc]
+    """Seconds from each training step's start to the next one's (the last: to its end)."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.seconds: list[float] = []
-        self._start = 0.0
+        self._marks: list[float] = []
+
+    def _mark(self) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._marks.append(time.perf_counter())
 
     def on_train_batch_start(self, *args: Any) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self._start = time.perf_counter()
+        self._mark()
 
-    def on_train_batch_end(self, *args: Any) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.seconds.append(time.perf_counter() - self._start)
+    def on_train_end(self, *args: Any) -> None:
+        self._mark()
+
+    @property
+    def intervals(self) -> list[float]:
+        return [b - a for a, b in zip(self._marks, self._marks[1:], strict=False)]
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -484,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.benchmark = True
     study = Study(args)
     runs = plan(args.methods, args.seeds, args.spread_methods)
     out = args.out_dir
@@ -508,6 +526,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         config["epochs"] = calibration["epochs"]
     epochs = int(config["epochs"])
     key = fingerprint(config)
+    if args.plan_only:
+        plan_info = {
+            "runs": [r.name for r in runs],
+            "epochs": epochs,
+            "steps_per_epoch": study.steps_per_epoch,
+            "data": f"{len(study.train)} training / {len(study.test)} test images",
+            "calibration": calibration,
+        }
+        print(json.dumps(plan_info, indent=2))
+        return plan_info
 
     results: dict[str, dict[str, Any]] = {}
     pending = []

@@ -96,7 +96,8 @@ def test_fashion_mnist_fixture_and_the_time_budget(study, tmp_path, monkeypatch)
     argv += ["--budget-minutes", "0.1", "--out-dir", str(out), *TINY]
     summary = study.main(argv)
     calibration = summary["calibration"]
-    assert calibration["method"] == "simsiam" and calibration["epochs"] >= 1
+    assert set(calibration["seconds_per_step"]) == {"simsiam"} and calibration["epochs"] >= 1
+    assert calibration["estimated_seconds"] > calibration["calibration_seconds"] > 0
     assert summary["config"]["epochs"] == calibration["epochs"]
     assert summary["runs"][0]["epochs"] == calibration["epochs"]
     assert "Epochs chosen to fit 0.1 min" in (out / "study.md").read_text()
@@ -163,3 +164,12 @@ def test_effects_against_the_seed_spread(report):
     # one seed everywhere: no spread, no verdict
     single = report.effects([r for r in rows if r["seed"] == 0])
     assert single["a"]["spread_from"] is None and single["a"]["test_w2"]["beyond_spread"] is None
+
+
+def test_plan_only_trains_nothing(study, tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["--dataset", "fake", "--methods", "simclr", "--seeds", "0", "1", "--epochs", "2"]
+    info = study.main([*argv, "--plan-only", "--out-dir", str(out), *TINY])
+    assert info["runs"] == ["simclr_plain_s0", "simclr_w2_s0", "simclr_plain_s1", "simclr_w2_s1"]
+    assert info["epochs"] == 2 and info["steps_per_epoch"] == 3
+    assert not list(out.rglob("*.json")) and '"calibration": null' in capsys.readouterr().out
