@@ -169,3 +169,26 @@ def test_same_transforms_for_every_dataset(data, dataset, tmp_path, monkeypatch)
 def test_unknown_dataset(data):
     with pytest.raises(ValueError, match="dataset must be one of"):
         data.load("mnist", "x", train=True)
+
+
+def test_export_to_image_folders_and_read_back(data, tmp_path, monkeypatch):
+    """examples/export_imagefolder.py: Fashion-MNIST -> PNG folders -> --dataset imagefolder."""
+    export = load_example("export_imagefolder")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "none")
+    source = fashion_mnist_fixture.write(tmp_path / "fmnist", n_train=40, n_test=20)
+    out = tmp_path / "folders"
+    counts = export.main(
+        ["--dataset", "fashion-mnist", "--data-dir", str(source), "--out", str(out)]
+    )
+    assert counts == {"train": 40, "test": 20}
+    assert (out / "train" / "T-shirt_top").is_dir()  # 'T-shirt/top' made a folder name
+    train = data.load("imagefolder", out, train=True)
+    test = data.load("imagefolder", out, train=False)
+    assert (len(train), len(test)) == (40, 20) and data.num_classes("imagefolder", train) == 10
+    original = data.load("fashion-mnist", source, train=False, download=False)
+    # the file of the original test item 0: the same pixels (PNG is lossless), the same class
+    index = next(i for i, (path, _) in enumerate(test.base.samples) if path.endswith("000000.png"))
+    image, target = test[index]
+    first, first_target = original[0]
+    assert np.array_equal(np.asarray(image), np.asarray(first))
+    assert test.classes[target] == export._safe(original.classes[first_target])
