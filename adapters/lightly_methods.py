@@ -806,8 +806,6 @@ def create_model(
         batch_size: training batch size (scales the learning rate).
         max_epochs: planned epochs; give the ``Trainer`` the same.
         lr: weights' learning rate (``None``: ``0.2 * batch_size / 256``).
-        steps_per_epoch (in ``kwargs``): steps per epoch, for a plain loop without a Trainer.
-        warmup_epochs (in ``kwargs``): ``None`` (default) -> 10, at most a tenth of the run.
         **kwargs: passed to the class (``backbone``, ``feature_dim``, ``proj_hidden_dim``,
             ``proj_output_dim``, ``pred_hidden_dim``, ``memory_bank_size``, ``temperature``...).
     """

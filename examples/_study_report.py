@@ -179,10 +179,16 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{8 * w}-d features), projector {8 * w} -> {c['proj_hidden_dim']} -> "
         f"{c['proj_hidden_dim']} -> {c['proj_output_dim']}; every method's recipe of "
         "`w2reg.adapters.lightly` (LARS, warm-up + cosine, default W2 weights).",
-        f"- Budget: {c['epochs']} epochs at batch {c['batch_size']} per run, seeds "
-        f"{', '.join(map(str, c['seeds']))} (spread methods: "
-        f"{', '.join(c['spread_methods'] or c['methods'])}); "
-        f"{summary['total_seconds'] / 60:.1f} min of runs on {env['device']} "
+        f"- Budget: {c['epochs']} epoch{'s' if c['epochs'] != 1 else ''} at batch "
+        f"{c['batch_size']} per run, "
+        + (
+            f"seeds {', '.join(map(str, c['seeds']))} for "
+            f"{', '.join(c['spread_methods'] or c['methods'])}, seed {c['seeds'][0]} for the "
+            "others; "
+            if len(c["seeds"]) > 1
+            else f"seed {c['seeds'][0]} only; "
+        )
+        + f"{summary['total_seconds'] / 60:.1f} min of runs on {env['device']} "
         f"({env['torch_threads']} torch threads, load average at start "
         f"{_fmt((env.get('load_average_start') or [None])[0], '.1f')}).",
     ]

@@ -476,6 +476,19 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*Exceeds max_steps.*")
 
 
+def _cpu_name() -> str:
+    """The processor's model name and core count, e.g. ``"AMD EPYC 9654 (2 cores)"``."""
+    name = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
+
+
 def _environment(args: argparse.Namespace, study: Study) -> dict[str, Any]:
     import lightly
 
@@ -484,7 +497,7 @@ def _environment(args: argparse.Namespace, study: Study) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "lightly": lightly.__version__,
-        "device": torch.cuda.get_device_name(0) if cuda else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(0) if cuda else _cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
