@@ -83,6 +83,11 @@ def effects(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         entry["time_ratio"] = _mean(
             [w["seconds_per_epoch"] / p["seconds_per_epoch"] for p, w in paired]
         )
+        # CPU time of the whole pre-training: steadier than wall time on a shared machine
+        cpu = [(p.get("pretrain_cpu_seconds"), w.get("pretrain_cpu_seconds")) for p, w in paired]
+        entry["cpu_time_ratio"] = (
+            _mean([b / a for a, b in cpu]) if all(a and b for a, b in cpu) else None
+        )
         out[method] = entry
     return out
 
@@ -145,7 +150,8 @@ def markdown_tables(summary: dict[str, Any]) -> str:
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
 
-    head = ["method", *(f"Δ {METRICS[k][0]}" for k in EFFECT_METRICS), "time W2/plain", "spread"]
+    head = ["method", *(f"Δ {METRICS[k][0]}" for k in EFFECT_METRICS)]
+    head += ["time W2/plain (wall, CPU)", "spread"]
     eff = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, entry in summary["effects"].items():
         cells = [method]
@@ -156,7 +162,8 @@ def markdown_tables(summary: dict[str, Any]) -> str:
                 cell += f" (±{_fmt(e['spread'], spec)})"
                 cell = f"**{cell}**" if e["beyond_spread"] else cell
             cells.append(cell)
-        cells += [_fmt(entry["time_ratio"], ".2f"), entry["spread_from"] or "not measured"]
+        ratio = f"{_fmt(entry['time_ratio'], '.2f')}, {_fmt(entry.get('cpu_time_ratio'), '.2f')}"
+        cells += [ratio, entry["spread_from"] or "not measured"]
         eff.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + "\n".join(eff)
 

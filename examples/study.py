@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan-only",
         action="store_true",
         help="print the runs (and, with --budget-minutes, the calibration: epochs and the "
-        "estimated duration), then stop without training",
+        "estimated duration, kept in plan.json for the real run), then stop without training",
     )
     p.add_argument(
         "--progress",
@@ -519,7 +519,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     runs = plan(args.methods, args.seeds, args.spread_methods)
     out = args.out_dir
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("out_dir", "data_dir")}
+    # what defines the results (not where they go, how they are shown, or a dry run)
+    skip = ("out_dir", "data_dir", "plan_only", "progress")
+    config = {k: v for k, v in vars(args).items() if k not in skip}
     config = json.loads(json.dumps(config, default=str))
     command = "python examples/study.py " + shlex.join(argv)
 
@@ -536,6 +538,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else:
             print("calibrating the time per epoch ...", file=sys.stderr, flush=True)
             calibration = calibrate(study, runs, 60.0 * args.budget_minutes)
+        if calibration["budget_too_small"] and not args.plan_only:
+            raise SystemExit(
+                f"error: --budget-minutes {args.budget_minutes:g} is too small: even one "
+                f"epoch of every run needs about {calibration['estimated_seconds'] / 60:.0f}"
+                " min on this machine now (seconds per step: "
+                + ", ".join(f"{m} {v:.2f}" for m, v in calibration["seconds_per_step"].items())
+                + "); raise it, or lower --train-subset, --test-subset or --width, or "
+                "run fewer --methods or --seeds"
+                + (f" (measured earlier: delete {plan_path} to measure again)" if same else "")
+            )
         config["epochs"] = calibration["epochs"]
     epochs = int(config["epochs"])
     key = fingerprint(config)
@@ -547,6 +559,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "data": f"{len(study.train)} training / {len(study.test)} test images",
             "calibration": calibration,
         }
+        if calibration is not None:  # the real run reuses it (delete plan.json to redo)
+            reporting.write_json(
+                plan_path,
+                {"config": config, "calibration": calibration, "runs": [r.name for r in runs]},
+            )
         print(json.dumps(plan_info, indent=2))
         return plan_info
 

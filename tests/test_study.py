@@ -135,6 +135,7 @@ def _row(method, w2, seed, **metrics):
     row = {"method": method, "w2": w2, "seed": seed, "seconds_per_epoch": 10.0}
     row.update({k: 0.0 for k in ("knn_top1", "test_lu", "test_effective_rank", "test_alignment")})
     row.update(metrics)
+    row["pretrain_cpu_seconds"] = 2 * row["seconds_per_epoch"]
     return row
 
 
@@ -158,6 +159,7 @@ def test_effects_against_the_seed_spread(report):
     assert a["linear_top1"]["beyond_spread"] is False  # 2.0 <= 4.0: within the spread
     assert a["test_w2"]["delta"] == pytest.approx(-0.6) and a["test_w2"]["beyond_spread"]
     assert a["time_ratio"] == pytest.approx(1.2) and a["spread_from"] == "own seeds"
+    assert a["cpu_time_ratio"] == pytest.approx(1.2)
     assert b["spread_from"] == "other methods"
     assert b["linear_top1"]["delta"] == pytest.approx(3.0) and not b["linear_top1"]["beyond_spread"]
     assert b["test_w2"]["delta"] == pytest.approx(-0.05) and not b["test_w2"]["beyond_spread"]
@@ -173,3 +175,17 @@ def test_plan_only_trains_nothing(study, tmp_path, capsys):
     assert info["runs"] == ["simclr_plain_s0", "simclr_w2_s0", "simclr_plain_s1", "simclr_w2_s1"]
     assert info["epochs"] == 2 and info["steps_per_epoch"] == 3
     assert not list(out.rglob("*.json")) and '"calibration": null' in capsys.readouterr().out
+    # with a budget the calibration is kept for the real run, which then skips its own
+    argv = ["--dataset", "fake", "--methods", "simclr", "--budget-minutes", "0.1"]
+    first = study.main([*argv, "--plan-only", "--out-dir", str(out), *TINY])
+    assert json.loads((out / "plan.json").read_text())["calibration"] == first["calibration"]
+    summary = study.main([*argv, "--out-dir", str(out), *TINY])
+    assert summary["calibration"] == first["calibration"]
+    assert summary["config"]["epochs"] == first["epochs"]
+
+
+def test_a_budget_too_small_stops_before_training(study, tmp_path):
+    argv = ["--dataset", "fake", "--methods", "simclr", "--budget-minutes", "0.001"]
+    with pytest.raises(SystemExit, match="--budget-minutes 0.001 is too small: even one epoch"):
+        study.main([*argv, "--out-dir", str(tmp_path / "s"), *TINY])
+    assert not list((tmp_path / "s").rglob("*.json"))
