@@ -168,6 +168,15 @@ def markdown_tables(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(eff)
 
 
+def _load(summary: dict[str, Any]) -> str:
+    """How busy the machine was: the 1-minute load average at the end of the runs."""
+    loads = [r["load_average"] for r in summary["runs"] if r.get("load_average") is not None]
+    if not loads:
+        start = (summary["environment"].get("load_average_start") or [None])[0]
+        return f"load average {_fmt(start, '.1f')} when the summary was written"
+    return f"load average {min(loads):.1f}-{max(loads):.1f} at the ends of the runs"
+
+
 def markdown(summary: dict[str, Any]) -> str:
     """``study.md``: what was run, on what, at what cost, and the two tables."""
     c, env = summary["config"], summary["environment"]
@@ -196,8 +205,7 @@ def markdown(summary: dict[str, Any]) -> str:
             else f"seed {c['seeds'][0]} only; "
         )
         + f"{summary['total_seconds'] / 60:.1f} min of runs on {env['device']} "
-        f"({env['torch_threads']} torch threads, load average at start "
-        f"{_fmt((env.get('load_average_start') or [None])[0], '.1f')}).",
+        f"({env['torch_threads']} torch threads; {_load(summary)}).",
     ]
     if calib:
         steps = ", ".join(f"{m} {v:.2f}" for m, v in calib["seconds_per_step"].items())
@@ -213,7 +221,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- Evaluation on the test images: kNN top-1 (k = {c['knn_k']}) against the "
         f"training images' features; linear probe on frozen features ({c['probe_epochs']} "
         "epochs, SGD lr 0.3, no augmentation); W2, L_U (first "
-        f"{c['lu_samples']} images), effective rank of the normalised projections; alignment "
+        f"{min(c['lu_samples'], summary['runs'][0]['n_test'])} images), effective rank of the "
+        "normalised projections; alignment "
         "of two augmented views.",
         "",
         "## Runs",

@@ -364,6 +364,8 @@ class Study:
             "train_w2": metrics.get("train_w2_uniformity_epoch"),
         }
         result.update(self.evaluate(model, run.method))
+        # 1-minute load average when the run ended: how busy the machine was (other programs)
+        result["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         return result
 
 
