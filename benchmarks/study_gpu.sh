@@ -21,9 +21,13 @@
 #   carry:     ["data/fashion-mnist", ".whl"]
 #   timeout_s: 600
 #
-# Results: study.md, study.png, study.json, log.txt and runs.tar.gz (one JSON per run) in
-# $OUT (they come back to this machine); without $OUT in benchmarks/results/study_gpu.
+# Results: study.md, study.png, study.json, plan.json, log.txt and runs.tar.gz (one JSON per
+# run) in $OUT (they come back to this machine); without $OUT in benchmarks/results/study_gpu.
 # Commit them under benchmarks/results/study_gpu/.
+#
+# ACCELERATOR (default gpu) and STUDY_ARGS (appended; later flags win) exist for a dry run of
+# this script on a CPU, e.g. ACCELERATOR=cpu STUDY_ARGS="--width 4 --train-subset 64
+# --test-subset 32 --batch-size 16 --precision 32-true --num-workers 0" ... 0.3
 set -euo pipefail
 
 DATA=${1:?usage: bash benchmarks/study_gpu.sh FASHION_MNIST_DIR [BUDGET_MINUTES]}
@@ -46,8 +50,8 @@ python3 examples/study.py \
     --methods mocov2 byol barlow_twins simsiam --seeds 0 \
     --width 64 --proj-hidden-dim 2048 --proj-output-dim 256 --batch-size 256 \
     --budget-minutes "$BUDGET" \
-    --accelerator gpu --precision bf16-mixed --num-workers 14 \
-    --out-dir "$WORK" 2>&1 | tee "$DEST/log.txt" || status=$?
+    --accelerator "${ACCELERATOR:-gpu}" --precision bf16-mixed --num-workers 14 \
+    --out-dir "$WORK" ${STUDY_ARGS:-} 2>&1 | tee "$DEST/log.txt" || status=$?
 
 # $OUT takes at most 8 files: the summary files, and the per-run JSONs as one archive
 for f in study.md study.png study.json plan.json; do

@@ -543,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if calibration["budget_too_small"] and not args.plan_only:
             raise SystemExit(
                 f"error: --budget-minutes {args.budget_minutes:g} is too small: even one "
-                f"epoch of every run needs about {calibration['estimated_seconds'] / 60:.0f}"
+                f"epoch of every run needs about {calibration['estimated_seconds'] / 60:.1f}"
                 " min on this machine now (seconds per step: "
                 + ", ".join(f"{m} {v:.2f}" for m, v in calibration["seconds_per_step"].items())
                 + "); raise it, or lower --train-subset, --test-subset or --width, or "
