@@ -67,7 +67,9 @@ _Callback = lightning("w2reg.adapters.callbacks").Callback
 __all__ = [
     "KEYS",
     "UniformityMonitor",
+    "embed_labelled",
     "embed_loader",
+    "epoch_due",
     "measure",
     "monitor_class_for",
     "spectrum_figure",
@@ -149,21 +151,29 @@ def _project(model: nn.Module, x: Tensor, head: nn.Module | None) -> Tensor:
     return head(out) if head is not None else out
 
 
+def _targets(batch: Any, n: int) -> Tensor | None:
+    """The batch's targets ``batch[1]`` as a 1-d CPU tensor of ``n`` rows, if it has them."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        return None
+    try:
+        targets = torch.as_tensor(batch[1])
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return targets.reshape(-1)[:n].cpu() if targets.numel() >= n else None
+
+
 @torch.no_grad()
-def embed_loader(
+def _embed(
     model: nn.Module,
     dataloader: Iterable[Any],
     *,
-    head: str | None = "auto",
-    embed_fn: EmbedFn | None = None,
-    max_samples: int | None = None,
-    device: torch.device | str | None = None,
-    autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
-) -> list[Tensor]:
-    """Projections of the loader's images, one ``(N, m)`` float32 CPU tensor per view.
-
-    The model is put in eval mode and restored to its previous mode afterwards.
-    """
+    head: str | None,
+    embed_fn: EmbedFn | None,
+    max_samples: int | None,
+    device: torch.device | str | None,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None,
+) -> tuple[list[Tensor], Tensor | None]:
+    """The one embedding loop: per-view projections and, where every batch has them, targets."""
     if max_samples is not None and max_samples < 2:
         raise ValueError(f"max_samples must be None or >= 2, got {max_samples!r}")
     head_module = None if embed_fn is not None else _resolve_head(model, head)
@@ -174,6 +184,7 @@ def embed_loader(
     was_training = model.training
     model.eval()
     chunks: list[list[Tensor]] = []
+    targets: list[Tensor] | None = []
     seen = 0
     try:
         for batch in dataloader:
@@ -196,6 +207,9 @@ def embed_loader(
                     )
                 outs.append(z.flatten(start_dim=1).float().cpu())
             chunks.append(outs)
+            if targets is not None:
+                t = _targets(batch, outs[0].shape[0])
+                targets = None if t is None else [*targets, t]
             seen += outs[0].shape[0]
             if max_samples is not None and seen >= max_samples:
                 break
@@ -204,7 +218,81 @@ def embed_loader(
     if not chunks:
         raise ValueError("the monitor's dataloader yielded no batches")
     n_views = min(len(c) for c in chunks)
-    return [torch.cat([c[i] for c in chunks]) for i in range(n_views)]
+    views_out = [torch.cat([c[i] for c in chunks]) for i in range(n_views)]
+    return views_out, None if targets is None else torch.cat(targets)
+
+
+def embed_loader(
+    model: nn.Module,
+    dataloader: Iterable[Any],
+    *,
+    head: str | None = "auto",
+    embed_fn: EmbedFn | None = None,
+    max_samples: int | None = None,
+    device: torch.device | str | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+) -> list[Tensor]:
+    """Projections of the loader's images, one ``(N, m)`` float32 CPU tensor per view.
+
+    The model is put in eval mode and restored to its previous mode afterwards.
+    ``head=None`` embeds with ``model(images)`` itself (backbone features for lightly-style
+    models).
+    """
+    views, _ = _embed(
+        model,
+        dataloader,
+        head=head,
+        embed_fn=embed_fn,
+        max_samples=max_samples,
+        device=device,
+        autocast=autocast,
+    )
+    return views
+
+
+def embed_labelled(
+    model: nn.Module,
+    dataloader: Iterable[Any],
+    *,
+    head: str | None = "auto",
+    embed_fn: EmbedFn | None = None,
+    max_samples: int | None = None,
+    device: torch.device | str | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+) -> tuple[list[Tensor], Tensor]:
+    """:func:`embed_loader` of a loader of ``(images, targets, ...)`` and the ``(N,)`` targets.
+
+    For a kNN or a linear probe on frozen features: ``head=None`` gives ``model(images)``.
+
+    Example:
+        >>> (feats,), labels = embed_labelled(model, test_loader, head=None)
+    """
+    views, targets = _embed(
+        model,
+        dataloader,
+        head=head,
+        embed_fn=embed_fn,
+        max_samples=max_samples,
+        device=device,
+        autocast=autocast,
+    )
+    if targets is None:
+        raise ValueError(
+            "embed_labelled needs batches of (images, targets, ...) with one target per image"
+        )
+    return views, targets
+
+
+def epoch_due(trainer: Any, every_n_epochs: int) -> bool:
+    """Whether the epoch that just ended is a measuring one: every n-th, and the last.
+
+    ``trainer.current_epoch`` (0-based) ends a multiple of ``every_n_epochs`` epochs, or is
+    the trainer's last (``max_epochs``; a trainer without ``max_epochs`` has no last).
+    """
+    epoch = int(trainer.current_epoch)
+    max_epochs = getattr(trainer, "max_epochs", None)
+    last = isinstance(max_epochs, int) and max_epochs > 0 and epoch + 1 >= max_epochs
+    return (epoch + 1) % every_n_epochs == 0 or last
 
 
 def measure(views: list[Tensor], *, lu_max_samples: int | None = 10_000) -> dict[str, Any]:
@@ -331,11 +419,8 @@ class _UniformityMonitorMixin:
             self._run(trainer, pl_module, epoch=-1)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        epoch = int(trainer.current_epoch)
-        max_epochs = getattr(trainer, "max_epochs", None)
-        last = isinstance(max_epochs, int) and max_epochs > 0 and epoch + 1 >= max_epochs
-        if (epoch + 1) % self.every_n_epochs == 0 or last:
-            self._run(trainer, pl_module, epoch=epoch)
+        if epoch_due(trainer, self.every_n_epochs):
+            self._run(trainer, pl_module, epoch=int(trainer.current_epoch))
 
     def _run(self, trainer: Any, pl_module: Any, *, epoch: int) -> None:
         result = self.compute(pl_module, trainer)

@@ -17,7 +17,8 @@ Common recipe (paper Sec. 5 and its reference code, github.com/statsle/Wasserste
 * LARS (momentum 0.9, trust coefficient 0.02 as in the reference code), learning rate
   ``0.2 * batch_size / 256`` for weights and ``0.005 * batch_size / 256`` for biases and norm
   parameters (which get no weight decay and no LARS adaptation), weight decay 1e-4, 10 linear
-  warm-up epochs then cosine to 0.001x, stepped per optimizer step;
+  warm-up epochs (at most a tenth of a shorter run) then cosine to 0.001x, stepped per
+  optimizer step;
 * temperature 0.2, memory bank 4096 (MoCo v2, NNCLR), momentum 0.99 (BYOL) and a cosine
   0.99 -> 0.999 (MoCo v2) over all training steps.
 
@@ -27,12 +28,28 @@ multi-crop: the first two are the global views that give targets/keys, every vie
 passed through the online branch). Each class's default W2 weight is its entry of the one
 table of defaults, :data:`w2reg.adapters.defaults.DEFAULTS`, whose reference loss scales
 these models are written on; the argument for each value that is not the paper's is there.
+
+Under a Lightning ``Trainer`` the schedules (learning rate, momentum, W2 weight) follow the
+trainer's steps and epochs. In a plain PyTorch loop give the model the run's length,
+``max_epochs`` and ``steps_per_epoch``; it then counts its own steps (one optimizer step per
+``training_step`` call)::
+
+    model = create_model("byol", max_epochs=5, steps_per_epoch=len(loader))
+    optimizer, scheduler = model.optimizer_and_scheduler()
+    for epoch in range(5):
+        for batch in loader:                      # (views, targets) from a lightly transform
+            loss = model.training_step(batch, 0)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()                      # per step, as under the Trainer
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -164,6 +181,19 @@ def _warmup_cosine(step: int, total_steps: int, warmup_steps: int, end: float = 
     return cosine_schedule(step - warmup_steps, max(total_steps - warmup_steps, 1), 1.0, end)
 
 
+def _batches_per_epoch(trainer: Any) -> int | None:
+    """The trainer's training batches per epoch, loading its dataloader if need be."""
+    batches = getattr(trainer, "num_training_batches", None)
+    setup = getattr(getattr(trainer, "fit_loop", None), "setup_data", None)
+    if not (isinstance(batches, (int, float)) and math.isfinite(batches)) and callable(setup):
+        # a Trainer with only max_steps has not loaded the data when the optimizer is built
+        setup()
+        batches = getattr(trainer, "num_training_batches", None)
+    if isinstance(batches, (int, float)) and math.isfinite(batches) and batches > 0:
+        return int(batches)
+    return None
+
+
 class _Method(LightningModule):
     """Shared parts: backbone, the recipe's optimizer and schedule, batch handling.
 
@@ -174,12 +204,17 @@ class _Method(LightningModule):
         proj_hidden_dim, proj_output_dim: projector widths (2048, 256 in the paper).
         batch_size: the training batch size, used only to scale the learning rate.
         max_epochs: the planned training length in epochs: horizon of epoch-based defaults
-            (BarlowTwins' W2 decay) and of the warm-up when the trainer has no ``max_epochs``.
-            Give the trainer the same number.
+            (BarlowTwins' W2 decay) and of the schedules when the trainer has no
+            ``max_epochs``. Give the trainer the same number.
+        steps_per_epoch: optimizer steps per epoch, needed only outside a Trainer (a plain
+            loop: ``len(loader)``); the run then has ``max_epochs * steps_per_epoch`` steps.
+            Under a Trainer the trainer's own count is used.
         lr: learning rate of the weights; ``None`` -> ``0.2 * batch_size / 256``. Biases and
             norm parameters get ``lr * 0.005 / 0.2``.
         weight_decay: 1e-4 (not applied to biases and norm parameters).
-        warmup_epochs: linear warm-up length (10).
+        warmup_epochs: linear warm-up length in epochs (may be fractional); ``None``: the
+            paper's 10, but at most a tenth of the run (0.5 for a 5-epoch run). A warm-up
+            longer than half the run warns.
         gather_distributed: gather across ranks (DDP) in lightly's criterion and, in the
             ``...W2`` classes, for the W2 term (statistics of the global batch).
     """
@@ -196,9 +231,10 @@ class _Method(LightningModule):
         proj_output_dim: int = 256,
         batch_size: int = 256,
         max_epochs: int = 500,
+        steps_per_epoch: int | None = None,
         lr: float | None = None,
         weight_decay: float = 1e-4,
-        warmup_epochs: int = 10,
+        warmup_epochs: float | None = None,
         gather_distributed: bool = False,
     ) -> None:
         super().__init__()
@@ -208,20 +244,30 @@ class _Method(LightningModule):
             ("proj_output_dim", proj_output_dim),
             ("batch_size", batch_size),
             ("max_epochs", max_epochs),
+            ("steps_per_epoch", 1 if steps_per_epoch is None else steps_per_epoch),
         ):
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        if warmup_epochs is not None and (
+            isinstance(warmup_epochs, bool)
+            or not isinstance(warmup_epochs, (int, float))
+            or not math.isfinite(warmup_epochs)
+            or warmup_epochs < 0
+        ):
+            raise ValueError(f"warmup_epochs must be None or a number >= 0, got {warmup_epochs!r}")
         self.save_hyperparameters(ignore=["backbone", "w2_weight"])
         self.backbone = backbone if backbone is not None else cifar_resnet18()
         self.feature_dim = feature_dim
         self.proj_output_dim = proj_output_dim
         self.max_epochs = max_epochs
+        self.steps_per_epoch = steps_per_epoch
         self.batch_size = batch_size
         self.lr = 0.2 * batch_size / 256 if lr is None else float(lr)
         self.weight_decay = weight_decay
         self.warmup_epochs = warmup_epochs
         self.gather_distributed = gather_distributed
-        self._total_steps: int | None = None
+        self._run: tuple[int, float] | None = None  # (total steps, steps per epoch), cached
+        self._plain_steps = 0  # steps taken outside a Trainer
 
     @property
     def default_w2_weight(self) -> WeightLike:
@@ -243,6 +289,8 @@ class _Method(LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        if self._attached_trainer() is None:
+            return self._plain_training_step(batch)
         views = _views(batch)
         loss = self.ssl_loss(views)
         self.log(
@@ -256,24 +304,102 @@ class _Method(LightningModule):
         return loss
 
     # -- schedules -----------------------------------------------------------------------------
+    def _attached_trainer(self) -> Any:
+        return getattr(self, "_trainer", None)
+
+    @property
+    def current_step(self) -> int:
+        """Optimizer steps taken: the trainer's ``global_step``, else this model's own count."""
+        trainer = self._attached_trainer()
+        return int(trainer.global_step) if trainer is not None else self._plain_steps
+
+    def _plain_training_step(self, batch: Any) -> Tensor:
+        """A step outside a Trainer: epoch-based W2 weights follow the model's own count."""
+        reg = getattr(self, "w2reg", None)
+        if reg is not None and self.steps_per_epoch is not None:
+            epoch = min(self._plain_steps // self.steps_per_epoch, self.max_epochs - 1)
+            reg.loss.set_epoch(epoch, self.max_epochs)
+        loss = self.ssl_loss(_views(batch))
+        self._plain_steps += 1
+        return loss
+
+    def run_length(self) -> tuple[int, float]:
+        """``(total optimizer steps, steps per epoch)`` of the run the schedules span.
+
+        Under a Trainer: its ``estimated_stepping_batches`` and its batches per epoch (over
+        ``accumulate_grad_batches``). Outside: ``max_epochs * steps_per_epoch`` from the
+        constructor; without ``steps_per_epoch`` a ``ValueError`` says what to pass.
+        """
+        if self._run is None:
+            trainer = self._attached_trainer()
+            if trainer is None:
+                if self.steps_per_epoch is None:
+                    raise ValueError(
+                        f"{type(self).__name__}: outside a Lightning Trainer the learning-rate "
+                        "and momentum schedules need the run's length; create the model with "
+                        "steps_per_epoch=len(train_loader) (and max_epochs=the epochs you run, "
+                        f"now {self.max_epochs}), or train it with a Trainer"
+                    )
+                spe = float(self.steps_per_epoch)
+                self._run = (self.max_epochs * self.steps_per_epoch, spe)
+            else:
+                total = getattr(trainer, "estimated_stepping_batches", None)
+                if total is None or not math.isfinite(total) or total < 1:
+                    raise ValueError(
+                        f"{type(self).__name__}: the trainer cannot tell the run's length "
+                        f"(estimated_stepping_batches={total!r}); give the Trainer max_epochs "
+                        "or max_steps and a dataloader with a length"
+                    )
+                total = int(total)
+                batches = _batches_per_epoch(trainer)
+                accumulate = max(int(getattr(trainer, "accumulate_grad_batches", 1) or 1), 1)
+                if batches is not None:
+                    spe = float(math.ceil(batches / accumulate))
+                else:  # no per-epoch count: spread the steps over the planned epochs
+                    epochs = trainer.max_epochs
+                    epochs = epochs if isinstance(epochs, int) and epochs > 0 else self.max_epochs
+                    spe = max(total / epochs, 1.0)
+                self._run = (total, spe)
+        return self._run
+
     def total_steps(self) -> int:
-        """Optimizer steps of the whole run (``trainer.estimated_stepping_batches``; 1 alone)."""
-        if self._total_steps is None:
-            trainer = getattr(self, "_trainer", None)
-            total = getattr(trainer, "estimated_stepping_batches", None) if trainer else None
-            if total is None or not math.isfinite(total):
-                return 1
-            self._total_steps = max(int(total), 1)
-        return self._total_steps
+        """Optimizer steps of the whole run (see :meth:`run_length`)."""
+        return self.run_length()[0]
+
+    def warmup_steps(self) -> int:
+        """Linear warm-up length in steps (see ``warmup_epochs``); warns when it is too long."""
+        total, spe = self.run_length()
+        run_epochs = total / spe
+        if self.warmup_epochs is None:
+            epochs = min(10.0, 0.1 * run_epochs)
+        else:
+            epochs = float(self.warmup_epochs)
+            if epochs > 0.5 * run_epochs:
+                warnings.warn(
+                    f"{type(self).__name__}: warmup_epochs={self.warmup_epochs} is more than "
+                    f"half of this {run_epochs:g}-epoch run ({total} steps): the learning rate "
+                    f"{'never reaches' if epochs >= run_epochs else 'barely reaches'} its peak "
+                    f"{self.lr:g}. Pass a shorter warmup_epochs (None: at most a tenth of "
+                    "the run).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return min(int(round(epochs * spe)), total)
 
     def _momentum(self, start: float, end: float) -> float:
-        if start == end:
+        step = self.current_step
+        if start == end or step == 0:  # the cosine starts at `start`: no run length needed
             return start
         steps = self.total_steps()
-        return cosine_schedule(min(self.global_step, steps), steps, start, end)
+        return cosine_schedule(min(step, steps), steps, start, end)
 
-    def configure_optimizers(self) -> Any:
-        self._total_steps = None  # a new fit may have a new length
+    def optimizer_and_scheduler(self) -> tuple[torch.optim.Optimizer, Any]:
+        """The recipe's LARS optimizer and its per-step warm-up + cosine ``LambdaLR``.
+
+        Call ``scheduler.step()`` after every ``optimizer.step()`` in a plain loop (the
+        Trainer does it when it gets them from :meth:`configure_optimizers`).
+        """
+        self._run = None  # a new fit may have a new length
         trainable = {id(p) for p in self.parameters() if p.requires_grad}
         decay, no_decay = get_weight_decay_parameters([self])
         groups = [
@@ -291,16 +417,15 @@ class _Method(LightningModule):
             },
         ]
         optimizer = LARS(groups, lr=self.lr, momentum=0.9, trust_coefficient=0.02)
-        total = self.total_steps()
-        trainer_epochs = getattr(getattr(self, "_trainer", None), "max_epochs", None)
-        epochs = trainer_epochs if isinstance(trainer_epochs, int) and trainer_epochs > 0 else None
-        epochs = epochs or self.max_epochs
-        warmup = min(int(round(total * self.warmup_epochs / epochs)), total)
+        total, warmup = self.total_steps(), self.warmup_steps()
 
         def factor(step: int) -> float:
             return _warmup_cosine(step, total, warmup)
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def configure_optimizers(self) -> Any:
+        optimizer, scheduler = self.optimizer_and_scheduler()
         return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
 
 

@@ -1,7 +1,9 @@
-"""CIFAR-10/100 pre-training with ResNet-18 through the lightly adapter, with or without W2.
+"""Pre-training with the CIFAR ResNet-18 through the lightly adapter, with or without W2.
 
 Reproduces the recipe of Fang et al. (ICLR 2024): 500 epochs, batch 256, LARS with warm-up +
-cosine, 3-layer projector to 256 (the adapter's defaults, ``w2reg.adapters.lightly``), then
+cosine, 3-layer projector to 256 (the adapter's defaults, ``w2reg.adapters.lightly``), on
+CIFAR-10/100 or, with the same augmentations and evaluation, on Fashion-MNIST, a folder of
+your own images or generated images (``--dataset``, see ``examples/_datasets.py``), then
 
 * kNN top-1 (k = 200) on the test set during training (``--knn-every`` epochs) and after;
 * W2, L_U, effective rank and spectrum of the normalised projections of the test set during
@@ -17,10 +19,13 @@ Examples::
 
     python examples/cifar_lightly.py --method byol --dataset cifar10 --w2
     python examples/cifar_lightly.py --method byol --dataset cifar10 --no-w2
-    python examples/cifar_lightly.py --method simclr --fast-dev-run      # CPU smoke, ~1 min
+    python examples/cifar_lightly.py --dataset fake --fast-dev-run     # offline CPU smoke run
+    python examples/cifar_lightly.py --dataset fashion-mnist --width 16 --epochs 5
+    python examples/cifar_lightly.py --dataset imagefolder --data-dir my_images/
 
-CIFAR is downloaded by torchvision into ``--data-dir`` unless ``--no-download``; without it
-(and without network) the script says where to put the files.
+CIFAR and Fashion-MNIST are downloaded by torchvision into ``--data-dir`` unless
+``--no-download``; without them (and without network) the script says where to put the
+files. Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` installs it.
 """
 
 from __future__ import annotations
@@ -36,18 +41,27 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _cifar_common as common  # noqa: E402
+import _datasets as data  # noqa: E402
+import _evaluation as evaluation  # noqa: E402
+import _reporting as reporting  # noqa: E402
+from _models import cifar_resnet18  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="Self-supervised pre-training on CIFAR-10/100 with ResNet-18 (lightly), "
+        description="Self-supervised pre-training with the CIFAR ResNet-18 (lightly), "
         "with or without the W2 uniformity regularizer, then kNN, linear probe and "
         "uniformity metrics on the test set.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--method", choices=common.METHOD_NAMES, default="simclr", help="SSL method")
-    p.add_argument("--dataset", choices=sorted(common.CIFAR), default="cifar10", help="dataset")
+    p.add_argument("--method", choices=reporting.METHOD_NAMES, default="simclr", help="SSL method")
+    p.add_argument(
+        "--dataset",
+        choices=data.NAMES,
+        default="cifar10",
+        help="cifar10, cifar100, fashion-mnist (as RGB 32x32), imagefolder (--data-dir: one "
+        "folder per class, or train/ and test/ of those), fake (generated, offline)",
+    )
     p.add_argument(
         "--w2",
         action=argparse.BooleanOptionalAction,
@@ -63,14 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=500, help="pre-training epochs")
     p.add_argument("--batch-size", type=int, default=256, help="global batch (all devices)")
     p.add_argument("--lr", type=float, default=None, help="default: 0.2 * batch / 256 (LARS)")
+    p.add_argument(
+        "--width",
+        type=int,
+        default=64,
+        help="ResNet-18 base width: 64 is the paper's (512-d features), 16 a quarter (CPU)",
+    )
     p.add_argument("--proj-hidden-dim", type=int, default=2048, help="projector width")
     p.add_argument("--proj-output-dim", type=int, default=256, help="projection dim m")
-    p.add_argument("--data-dir", type=Path, default=Path("data"), help="CIFAR root folder")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset folder")
     p.add_argument(
         "--download",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="let torchvision download CIFAR when it is missing",
+        help="let torchvision download CIFAR / Fashion-MNIST when missing",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="imagefolder without train/ and test/: share of each class held out for testing",
     )
     p.add_argument("--out-dir", type=Path, default=Path("runs"), help="logs, results.json")
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator")
@@ -146,52 +172,52 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     import importlib
 
-    pl = importlib.import_module(common.LIGHTNING)
+    pl = importlib.import_module(evaluation.LIGHTNING)
     Trainer, seed_everything = pl.Trainer, pl.seed_everything
-    callbacks = importlib.import_module(f"{common.LIGHTNING}.callbacks")
+    callbacks = importlib.import_module(f"{evaluation.LIGHTNING}.callbacks")
     LearningRateMonitor, ModelCheckpoint = callbacks.LearningRateMonitor, callbacks.ModelCheckpoint
 
-    import w2reg
-    from w2reg.adapters.callbacks import UniformityMonitor, embed_loader, spectrum_figure
+    from w2reg.adapters.callbacks import UniformityMonitor, spectrum_figure
     from w2reg.adapters.lightly import create_model
 
     seed_everything(args.seed, workers=True)
     start = time.perf_counter()
     run = f"{args.dataset}_{args.method}_{'w2' if args.w2 else 'plain'}"
     out_dir = args.out_dir / run
-    num_classes = int(common.CIFAR[args.dataset]["classes"])
 
     # -- data ------------------------------------------------------------------------------
     try:
         # Under DDP, Lightning re-runs this script for ranks > 0 (LOCAL_RANK set) once rank 0
         # has loaded the data: only rank 0 downloads.
         download = args.download and os.environ.get("LOCAL_RANK", "0") == "0"
-        train_base = common.load_cifar(args.dataset, args.data_dir, train=True, download=download)
-        test_base = common.load_cifar(args.dataset, args.data_dir, train=False, download=False)
-    except common.DataMissing as exc:
+        split = {"test_fraction": args.test_fraction, "split_seed": args.seed}
+        train_base = data.load(args.dataset, args.data_dir, train=True, download=download, **split)
+        test_base = data.load(args.dataset, args.data_dir, train=False, download=False, **split)
+    except data.DataMissing as exc:
         raise SystemExit(f"error: {exc}") from None
-    train_base = common.subset(train_base, args.subset, args.seed)
-    test_base = common.subset(test_base, args.subset, args.seed + 1)
-    eval_tf = common.eval_transform(args.dataset)
-    ssl_tf = common.ssl_transform(args.method, args.dataset)
+    num_classes = data.num_classes(args.dataset, train_base)
+    train_base = data.subset(train_base, args.subset, args.seed)
+    test_base = data.subset(test_base, args.subset, args.seed + 1)
+    eval_tf = data.eval_transform(args.dataset)
+    ssl_tf = data.ssl_transform(args.method, args.dataset)
     workers = args.num_workers
     eval_bs = max(args.batch_size, 256)
     bank_loader = _loader(
-        common.Transformed(train_base, eval_tf), eval_bs, workers, shuffle=False, drop_last=False
+        data.Transformed(train_base, eval_tf), eval_bs, workers, shuffle=False, drop_last=False
     )
     test_loader = _loader(
-        common.Transformed(test_base, eval_tf), eval_bs, workers, shuffle=False, drop_last=False
+        data.Transformed(test_base, eval_tf), eval_bs, workers, shuffle=False, drop_last=False
     )
     test_views_loader = _loader(
-        common.Transformed(test_base, ssl_tf), eval_bs, workers, shuffle=False, drop_last=False
+        data.Transformed(test_base, ssl_tf), eval_bs, workers, shuffle=False, drop_last=False
     )
 
     # -- pre-training ----------------------------------------------------------------------
-    logger = _logger(args.out_dir, run, common.LIGHTNING)
+    logger = _logger(args.out_dir, run, evaluation.LIGHTNING)
     monitor = UniformityMonitor(
         test_loader, every_n_epochs=args.knn_every, save_dir=out_dir / "spectra"
     )
-    knn = common.KNNMonitor(
+    knn = evaluation.KNNMonitor(
         bank_loader,
         test_loader,
         num_classes=num_classes,
@@ -223,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     world = max(int(trainer.world_size), 1)
     per_device = max(args.batch_size // world, 1)
     ssl_loader = _loader(
-        common.Transformed(train_base, ssl_tf),
+        data.Transformed(train_base, ssl_tf),
         per_device,
         workers,
         shuffle=True,
@@ -238,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         lr=args.lr,
         proj_hidden_dim=args.proj_hidden_dim,
         proj_output_dim=args.proj_output_dim,
+        backbone=cifar_resnet18(args.width),
+        feature_dim=8 * args.width,
         gather_distributed=world > 1,
     )
     trainer.fit(model, ssl_loader)
@@ -268,18 +296,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else "cpu"
     )
     model = model.to(device)
-    uniformity = monitor.compute(model)
-    views = embed_loader(model, test_views_loader)
-    alignment = float(w2reg.alignment(views[0], views[1]))
-    knn_top1 = common.knn_accuracy(
-        model, bank_loader, test_loader, num_classes=num_classes, k=args.knn_k, device=device
+    uniformity = evaluation.test_metrics(model, test_loader, test_views_loader)
+    knn_top1 = evaluation.knn_accuracy(
+        model, bank_loader, test_loader, num_classes=num_classes, k=args.knn_k
     )
 
     # lightly's benchmarking modules are `pytorch_lightning` modules: train them with its Trainer.
     import pytorch_lightning as ptl
     from lightly.utils.benchmarking import MetricCallback
 
-    probe_cls = common.linear_probe_class()
+    probe_cls = evaluation.linear_probe_class()
     probe = probe_cls(
         model=model,
         batch_size_per_device=args.probe_batch_size,
@@ -289,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         topk=(1, 5) if num_classes > 5 else (1,),
     )
     probe_loader = _loader(
-        common.Transformed(train_base, common.probe_transform(args.dataset)),
+        data.Transformed(train_base, data.probe_transform(args.dataset)),
         args.probe_batch_size,
         workers,
         shuffle=True,
@@ -311,13 +337,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     probe_trainer.fit(probe, probe_loader, test_loader)
     val_top1 = metrics.val_metrics.get("val_top1", [float("nan")])
 
-    paper = common.paper_result(args.method, args.w2, args.dataset)
+    paper = reporting.paper_result(args.method, args.w2, args.dataset)
     results: dict[str, Any] = {
         "method": args.method,
         "dataset": args.dataset,
         "w2": args.w2,
         "w2_weight": None if not args.w2 else repr(model.w2reg.loss.schedule),
         "epochs": args.epochs,
+        "width": args.width,
         "batch_size": args.batch_size,
         "subset": args.subset,
         "fast_dev_run": args.fast_dev_run,
@@ -329,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "test_w2": uniformity["w2"],
         "test_lu": uniformity["lu"],
         "test_effective_rank": uniformity["effective_rank"],
-        "test_alignment": alignment,
+        "test_alignment": uniformity["alignment"],
         "test_spectrum": uniformity["spectrum"],
         "paper": None if paper is None else {"linear_top1": paper[0], "w2": paper[1]},
         "pretrain_seconds": pretrain_seconds,
@@ -349,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for lg in trainer.loggers:
         lg.log_metrics(final, step=trainer.global_step)
         lg.save()
-    json_path = common.write_json(out_dir / "results.json", results)
+    json_path = reporting.write_json(out_dir / "results.json", results)
     try:
         fig = spectrum_figure(uniformity["spectrum"], title=f"{run}: test-set spectrum")
         fig.savefig(out_dir / "spectrum.png")
@@ -357,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pass
     results["results_json"] = str(json_path)
     print()
-    print(common.summary_table([results]))
+    print(reporting.summary_table([results]))
     print(f"\nresults: {json_path}   ({results['seconds']:.0f}s)")
     return results
 

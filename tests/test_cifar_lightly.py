@@ -1,9 +1,11 @@
-"""examples/cifar_lightly.py on a tiny CIFAR written in CIFAR's own on-disk format.
+"""examples/cifar_lightly.py on tiny CIFAR and Fashion-MNIST written in their own formats.
 
-The real torchvision loaders read the fixture (only their expected MD5s point at the fixture's
-files); the real lightly adapter models take one training step per method; one run goes the
-whole way (kNN, uniformity monitor, linear probe, results JSON, summary table). Nothing is
-downloaded: a missing dataset ends in a message, not a traceback.
+The real torchvision loaders read the fixtures (only their expected CIFAR MD5s point at the
+fixture's files); the real lightly adapter models take one training step per method; runs go
+the whole way (kNN, uniformity monitor, linear probe, results JSON, summary table) on CIFAR,
+on Fashion-MNIST's gzipped idx files and on generated images (``--dataset fake``, in a folder
+with nothing in it). Nothing is downloaded: a missing dataset ends in a message, not a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import urllib.error
 from pathlib import Path
 
 import cifar_fixture
+import fashion_mnist_fixture
 import pytest
 import torch
 from example_scripts import load_example
@@ -37,8 +40,8 @@ def script():
 
 
 @pytest.fixture(scope="module")
-def common():
-    return load_example("_cifar_common")
+def data():
+    return load_example("_datasets")
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +60,18 @@ def cifar(data_root, monkeypatch):
 
 
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
-def test_fixture_through_torchvision_and_lightly_transforms(common, cifar, dataset):
-    train = common.load_cifar(dataset, cifar, train=True, download=True)  # present: no download
-    test = common.load_cifar(dataset, cifar, train=False, download=False)
+def test_fixture_through_torchvision_and_lightly_transforms(data, cifar, dataset):
+    train = data.load(dataset, cifar, train=True, download=True)  # present: no download
+    test = data.load(dataset, cifar, train=False, download=False)
     assert (len(train), len(test)) == ((100, 40) if dataset == "cifar10" else (200, 100))
-    assert len(train.classes) == common.CIFAR[dataset]["classes"]
-    views, target = common.Transformed(train, common.ssl_transform("byol", dataset))[0]
+    assert len(train.classes) == data.DATASETS[dataset].num_classes
+    assert data.num_classes(dataset, train) == data.DATASETS[dataset].num_classes
+    views, target = data.Transformed(train, data.ssl_transform("byol", dataset))[0]
     assert len(views) == 2 and all(v.shape == (3, 32, 32) for v in views)
     assert isinstance(target, int)
-    image, _ = common.Transformed(test, common.eval_transform(dataset))[0]
+    image, _ = data.Transformed(test, data.eval_transform(dataset))[0]
     assert image.shape == (3, 32, 32) and abs(float(image.mean())) < 3
-    assert len(common.subset(train, 16, seed=0)) == 16
+    assert len(data.subset(train, 16, seed=0)) == 16
 
 
 def test_missing_data_exits_with_a_message(script, tmp_path, capsys):
@@ -100,12 +104,15 @@ def _lightly_version() -> tuple[int, ...]:
     return tuple(int(p) for p in lightly.__version__.split(".")[:3] if p.isdigit())
 
 
-@pytest.mark.skipif(
+needs_probe = pytest.mark.skipif(
     _lightly_version() < (1, 5, 20),
     reason="the example's linear probe subclasses lightly's LinearClassifier with lr= "
     "(lightly >= 1.5.20)",
 )
-def test_fast_dev_run_end_to_end(script, common, cifar, tmp_path, capsys):
+
+
+@needs_probe
+def test_fast_dev_run_end_to_end(script, cifar, tmp_path, capsys):
     out = tmp_path / "runs"
     argv = ["--method", "simclr", "--data-dir", str(cifar), "--out-dir", str(out)]
     results = script.main([*argv, "--fast-dev-run", "--no-download"])
@@ -122,8 +129,42 @@ def test_fast_dev_run_end_to_end(script, common, cifar, tmp_path, capsys):
     assert "paper acc" in printed and "simclr" in printed
 
 
+@needs_probe
+def test_fake_dataset_fast_dev_run_with_nothing_on_disk(script, tmp_path, monkeypatch, capsys):
+    """The offline smoke run, exactly as documented, in an empty folder."""
+    monkeypatch.chdir(tmp_path)
+    results = script.main(["--dataset", "fake", "--fast-dev-run"])
+    assert results["dataset"] == "fake" and results["n_test"] == 32
+    assert 0 <= results["knn_top1"] <= 100 and 0 < results["test_w2"] < 2
+    assert not (tmp_path / "data").exists()  # nothing was downloaded or written there
+    assert (tmp_path / "runs" / "fake_simclr_w2" / "results.json").is_file()
+    assert "fake" in capsys.readouterr().out
+
+
+@needs_probe
+def test_fashion_mnist_from_gzipped_idx_files(script, tmp_path):
+    """Fashion-MNIST read in place from its gzipped idx files (Debian's layout)."""
+    folder = fashion_mnist_fixture.write(tmp_path / "fmnist", n_train=40, n_test=20)
+    argv = ["--dataset", "fashion-mnist", "--data-dir", str(folder), "--no-download"]
+    argv += ["--fast-dev-run", "--width", "8", "--method", "byol", "--out-dir", str(tmp_path)]
+    results = script.main(argv)
+    assert results["dataset"] == "fashion-mnist" and results["width"] == 8
+    assert results["n_test"] == 20 and 0 < results["test_w2"] < 2
+    assert not list(folder.glob("FashionMNIST"))  # read in place, nothing extracted
+
+
+def test_missing_fashion_mnist_says_how_to_install(script, data, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+    argv = ["--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "d"), "--no-download"]
+    with pytest.raises(SystemExit) as exc:
+        script.main([*argv, "--out-dir", str(tmp_path)])
+    message = str(exc.value.code)
+    assert "fashion-mnist is not in" in message and "--no-download" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+
+
 #: the script's own --method choices
-METHODS = list(load_example("_cifar_common").METHOD_NAMES)
+METHODS = list(load_example("_reporting").METHOD_NAMES)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -150,3 +191,5 @@ def test_help(script, capsys):
         assert flag in text
     for flag in ("--devices", "--precision", "--fast-dev-run", "--subset", "--out-dir"):
         assert flag in text
+    for choice in ("fashion-mnist", "imagefolder", "fake", "--width"):
+        assert choice in text
