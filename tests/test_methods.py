@@ -224,6 +224,10 @@ def test_iterative_damps_only_the_tiniest_directions() -> None:
 
 
 # -------------------------------------------------------------------- torch.compile
+@pytest.mark.skipif(
+    torch.__version__ < "2.3",
+    reason="full-graph capture of custom autograd.Functions is only checked on torch >= 2.3",
+)
 def test_compiled_iterative_agrees_with_eager() -> None:
     def step(z: torch.Tensor) -> torch.Tensor:
         return w2_uniformity(z, method="iterative")
