@@ -65,9 +65,13 @@ def resolve_method(method: str, z: Tensor) -> str:
     * CPU, eager: ``"eigh32"``. Measured at (512, 256), 1 thread, forward + backward
       (benchmarks/results/bench_w2_cpu.txt): about 1.2x the speed of the float32
       eigh-and-reconstruct recipe, where ``"exact"`` is 0.7-0.8x and ``"iterative"`` 0.5x
-      (CPU matrix products are slow next to LAPACK's float32 eigensolver); faster than
-      ``"exact"`` at every measured size on Gaussian embeddings. On decaying spectra it falls
-      back to the exact result (costing about 1.3x ``"exact"``).
+      (CPU matrix products are slow next to LAPACK's float32 eigensolver); on non-square
+      Gaussian embeddings from (128, 256) to (8192, 256) and (256, 8192) it ran 0.97-3.1x
+      the speed of ``"exact"``, typically 1.2-1.7x (benchmarks/results/bench_w2_cpu.txt,
+      bench_scaling_cpu.txt; single runs on a shared machine). Where float32 cannot resolve
+      the spectrum (decaying spectra, ``N`` close to ``m``) it falls back to the exact result,
+      paying the float32 attempt on top (1.7x ``"exact"`` at 512 x 512, about 1x from
+      1024 x 1024 on).
     * CPU under ``torch.compile``, or a tensor without data (meta, fake): ``"exact"`` on
       CPU (no host read), ``"iterative"`` for meta/fake tensors of other devices.
     * CUDA and other accelerators: ``"iterative"``. Not measured here (no GPU); chosen from
