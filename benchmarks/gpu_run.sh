@@ -43,6 +43,16 @@ if ls "$REPO"/.whl/*.whl >/dev/null 2>&1; then
 fi
 cp -r "$REPO/w2reg" "$SITE/w2reg" && cp -r "$REPO/adapters" "$SITE/w2reg/adapters"
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+# the independent probe: $GPU_PROBE (relative paths are from the repository root), else
+# ../shared/tools/gpu_probe.py beside the checkout (it does not travel to a device machine),
+# else the copy benchmarks/gpu_wheels.sh puts in .whl/, else shared/tools/ in the checkout
+PROBE=""
+GP="${GPU_PROBE:-}"
+case "$GP" in ""|/*) ;; *) GP="$REPO/$GP" ;; esac
+for candidate in "$GP" "$REPO/../shared/tools/gpu_probe.py" "$REPO/.whl/gpu_probe.py" \
+    "$REPO/shared/tools/gpu_probe.py"; do
+    if [ -n "$candidate" ] && [ -f "$candidate" ]; then PROBE="$candidate"; break; fi
+done
 cd /tmp || exit 1  # never import the source tree's w2reg/ (it lacks w2reg.adapters)
 "$PY" - <<'EOF' 2>&1 | tee -a "$LOG"
 import importlib, platform, torch
@@ -85,14 +95,10 @@ say "4/5 bench_scaling.py $SCALE_ARGS"
 timeout "$T4" "$PY" "$REPO/benchmarks/bench_scaling.py" $SCALE_ARGS \
     --json "$OUT/bench_scaling.json" 2>&1 | tee -a "$LOG"
 
-PROBE=""
-for candidate in "${GPU_PROBE:-}" "$REPO/../shared/tools/gpu_probe.py" "$REPO/shared/tools/gpu_probe.py"; do
-    if [ -n "$candidate" ] && [ -f "$candidate" ]; then PROBE="$candidate"; break; fi
-done
 if [ -n "$PROBE" ]; then
     say "5/5 gpu_probe.py ($PROBE) $PROBE_ARGS"
     timeout "$T5" "$PY" "$PROBE" $PROBE_ARGS --json "$OUT/gpu_probe.json" 2>&1 | tee -a "$LOG"
 else
-    say "5/5 gpu_probe.py not found (../shared/tools/gpu_probe.py, shared/tools/, \$GPU_PROBE): skipped"
+    say "5/5 gpu_probe.py not found (\$GPU_PROBE, ../shared/tools/, .whl/, shared/tools/): skipped"
 fi
 say "done; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"

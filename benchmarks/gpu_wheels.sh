@@ -4,7 +4,8 @@
 # The device image has torch, lightning, pytorch-lightning, scipy, pytest, timm, einops but
 # not lightly, hydra-core/omegaconf or solo-learn (see /work/.library/device/KINDS.md), and
 # it cannot reach a package index. Run this here (with pip and the solo-learn archive), then
-# pass carry=[".whl"] to the device tool. All wheels are pure Python (a few MiB in all).
+# pass carry=[".whl"] to the device tool. All wheels are pure Python (a few MiB in all);
+# a copy of ../shared/tools/gpu_probe.py goes along.
 #
 #   bash benchmarks/gpu_wheels.sh            # from the repository root
 set -eu
@@ -24,4 +25,7 @@ if [ -f "$SOLO_ARCHIVE" ]; then
 else
     echo "solo-learn archive not found at $SOLO_ARCHIVE: the solo arm will be skipped" >&2
 fi
+# the independent probe travels in the same folder (../shared beside the checkout does not)
+PROBE_SRC="${GPU_PROBE_SRC:-$REPO/../shared/tools/gpu_probe.py}"
+[ -f "$PROBE_SRC" ] && cp "$PROBE_SRC" "$DEST/gpu_probe.py"
 ls -l "$DEST"
