@@ -55,6 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from w2reg._methods import check_method
 from w2reg.schedules import LinearDecay, WeightLike
 from w2reg.zero_cl import zero_cl_loss
 
@@ -255,7 +256,7 @@ class _Method(LightningModule):
             or warmup_epochs < 0
         ):
             raise ValueError(f"warmup_epochs must be None or a number >= 0, got {warmup_epochs!r}")
-        self.save_hyperparameters(ignore=["backbone", "w2_weight"])
+        self.save_hyperparameters(ignore=["backbone", "w2_weight", "w2_method"])
         self.backbone = backbone if backbone is not None else cifar_resnet18()
         self.feature_dim = feature_dim
         self.proj_output_dim = proj_output_dim
@@ -725,13 +726,17 @@ def _configured_weight(model: nn.Module) -> WeightLike:
 def _w2_variant(cls: type[_Method]) -> type[_Method]:
     base = regularize_class(cls, head="projection_head", weight=_configured_weight)
 
-    def __init__(self: Any, *, w2_weight: WeightLike | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self: Any, *, w2_weight: WeightLike | None = None, w2_method: str = "auto", **kwargs: Any
+    ) -> None:
+        check_method(w2_method, "w2_method")
         # Set before nn.Module.__init__ runs; read by _configured_weight once the model is
         # built. object.__setattr__ keeps it out of the module tree and the hyperparameters.
         object.__setattr__(self, "_w2_weight", w2_weight)
         base.__init__(self, **kwargs)
         # one switch for DDP: the criterion and the W2 term both use the global batch
         self.w2reg.loss.gather_distributed = self.gather_distributed
+        self.w2reg.loss.method = w2_method
 
     name = f"{cls.__name__}W2"
     variant = type(
@@ -744,8 +749,9 @@ def _w2_variant(cls: type[_Method]) -> type[_Method]:
             "__doc__": (
                 f"{cls.__name__} + the W2 uniformity term on ``projection_head`` "
                 "(Fang et al., ICLR 2024).\n\n"
-                "Takes the arguments of the plain class and ``w2_weight`` (a number or a\n"
-                "w2reg Schedule; ``None``: the class's ``default_w2_weight``).\n\n"
+                "Takes the arguments of the plain class, ``w2_weight`` (a number or a\n"
+                "w2reg Schedule; ``None``: the class's ``default_w2_weight``) and\n"
+                '``w2_method`` (see :func:`w2reg.w2_uniformity`; default ``"auto"``).\n\n'
                 f"{cls.__doc__ or ''}"
             ),
         },
@@ -782,6 +788,7 @@ def create_model(
     *,
     w2: bool = True,
     w2_weight: WeightLike | None = None,
+    w2_method: str = "auto",
     batch_size: int = 256,
     max_epochs: int = 500,
     lr: float | None = None,
@@ -796,6 +803,8 @@ def create_model(
         w2_weight: number or :class:`w2reg.Schedule`; ``None`` -> the method's default, its
             entry of :data:`w2reg.adapters.defaults.DEFAULTS` (the paper's four, our four
             with their arguments; Barlow Twins' decays over ``max_epochs``).
+        w2_method: how W2's nuclear norm is computed (``"auto"``, ``"exact"``,
+            ``"iterative"``, ``"eigh32"``; see :func:`w2reg.w2_uniformity`).
         batch_size: training batch size (scales the learning rate).
         max_epochs: planned epochs; give the ``Trainer`` the same.
         lr: weights' learning rate (``None``: ``0.2 * batch_size / 256``).
@@ -810,4 +819,4 @@ def create_model(
         if w2_weight is not None:
             raise ValueError(f"w2_weight={w2_weight!r} was given with w2=False")
         return METHODS[key](**common)
-    return W2_METHODS[key](w2_weight=w2_weight, **common)
+    return W2_METHODS[key](w2_weight=w2_weight, w2_method=w2_method, **common)
