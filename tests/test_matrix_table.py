@@ -113,10 +113,9 @@ def test_set_env_require_and_solo_snapshots(mt, tmp_path: Path) -> None:
     assert rows["| `b`"].endswith("| lightly, lightning |")
 
 
-def test_check_passes_on_the_repo_docs_and_fails_on_drift(mt, tmp_path: Path, capsys) -> None:
-    doc = ROOT / "docs" / "readme-matrix.md"
-    if not doc.exists():
-        pytest.skip("docs/readme-matrix.md not generated yet")
+@pytest.mark.parametrize("name", ["README.md", "docs/compatibility.md"])
+def test_check_passes_on_the_repo_docs_and_fails_on_drift(mt, name, tmp_path, capsys) -> None:
+    doc = ROOT / name
     assert mt.main(["--check", str(doc)]) == 0, capsys.readouterr().out
     drifted = tmp_path / "README.md"
     drifted.write_text(doc.read_text().replace("1.6.0", "9.9.9", 1))
@@ -126,6 +125,29 @@ def test_check_passes_on_the_repo_docs_and_fails_on_drift(mt, tmp_path: Path, ca
     missing.write_text("# nothing here\n")
     with pytest.raises(SystemExit, match="matrix:start"):
         mt.main(["--check", str(missing)])
+
+
+def test_readme_gets_the_compact_table_and_the_docs_the_full_one(mt, tmp_path: Path) -> None:
+    ini = tmp_path / "tox.ini"
+    ini.write_text(INI)
+    tox = mt.ToxIni(ini)
+    compact = mt.block(tox, compact=True)
+    assert compact.startswith(mt.START_COMPACT) and compact.endswith(mt.END)
+    rows = {line.split(" | ")[0]: line for line in compact.splitlines() if line.startswith("| `")}
+    assert rows["| `b`"] == "| `b` | 3.10 | 2.14.1 | 1.4.26 | — | 1.0.2 | lightly, lightning |"
+    assert rows["| `c`"] == "| `c` | 3.11 | 2.14.1 | — | 2.1.2 | git main @ 9187ea3 | solo-cfg |"
+    assert "other pins" not in compact and "What each env is for" not in compact
+    full = mt.block(tox)
+    assert full.startswith(mt.START) and "What each env is for" in full
+    # --write regenerates each file in the form its marker asks for, text around it kept
+    readme, page = tmp_path / "README.md", tmp_path / "matrix.md"
+    readme.write_text(f"# R\n\n{mt.START_COMPACT}\nstale\n{mt.END}\n\nafter\n")
+    page.write_text(f"# P\n{mt.START}\n{mt.END}\n")
+    assert mt.main(["--tox-ini", str(ini), "--write", str(readme), str(page)]) == 0
+    assert readme.read_text() == f"# R\n\n{compact}\n\nafter\n"
+    assert page.read_text() == f"# P\n{full}\n"
+    checked = mt.main(["--tox-ini", str(ini), "--check", str(readme), str(page)])
+    assert checked in (0, 1)  # the tables match; range problems of the toy ini may remain
 
 
 def _project(**kw):
