@@ -1,8 +1,9 @@
 """The W2 uniformity term for lightly models, in one line.
 
-lightly (1.5.8 and later, 1.6) writes self-supervised models as LightningModules with a
-``backbone``, a ``projection_head``, sometimes a ``prediction_head`` and momentum copies, and
-a lightly criterion (``examples/pytorch_lightning/*.py`` in lightly). Adding the W2 uniformity
+lightly (``lightly >= 1.4.26``; the versions tested are in the documentation's compatibility
+table) writes self-supervised models as LightningModules with a ``backbone``, a
+``projection_head``, sometimes a ``prediction_head`` and momentum copies, and a lightly
+criterion (``examples/pytorch_lightning/*.py`` in lightly). Adding the W2 uniformity
 regularizer of Fang et al. (ICLR 2024, arXiv:2403.00642) to such a model is one line::
 
     from w2reg import LinearDecay

@@ -100,14 +100,14 @@ REQUIREMENTS: dict[str, Requirement] = {
     "solo-cfg": Requirement(
         _solo("cfg"),
         ("test_solo_*.py",),
-        "solo-learn from source (README: Installing solo-learn) and W2REG_SOLO_SRC=<its tree>",
+        "solo-learn from source (docs/install.md, 'solo-learn') and W2REG_SOLO_SRC=<its tree>",
         exclude=("test_solo_legacy.py",),
         conflicts=("solo-legacy",),
     ),
     "solo-legacy": Requirement(
         _solo("legacy"),
         ("test_solo_legacy.py",),
-        "pip install --no-deps solo-learn==1.0.2 (README: Installing solo-learn)",
+        "pip install --no-deps solo-learn==1.0.2 (docs/install.md, 'solo-learn')",
         conflicts=("solo-cfg",),
     ),
 }

@@ -27,7 +27,7 @@ except ImportError as err:  # not installed, not importable, or an unsupported v
 if ws.SOLO_API != "cfg":
     pytest.skip(
         f"current solo-learn (Hydra/cfg API, git 1.0.6+) is not installed (found solo-learn "
-        f"{ws.SOLO_VERSION}); install it from source (README, 'Installing solo-learn')",
+        f"{ws.SOLO_VERSION}); install it from source (docs/install.md, 'solo-learn')",
         allow_module_level=True,
     )
 

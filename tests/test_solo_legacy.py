@@ -2,7 +2,7 @@
 
 1.0.2 pins torch 1.9 and pytorch-lightning 1.4; installed with ``--no-deps`` next to torch
 2.x it imports with pytorch-lightning 1.9.5, lightning-bolts 0.7.0, timm and
-``setuptools<81`` (README, 'Installing solo-learn'). What the adapter supports there, and what is
+``setuptools<81`` (docs/install.md, 'solo-learn'). What the adapter supports there, and what is
 tested here: :func:`register` and :func:`w2_class` (W2 settings as constructor keywords) and
 the training step. Skipped unless solo-learn 1.0.2 is the installed version.
 """
