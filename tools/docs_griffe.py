@@ -1,0 +1,135 @@
+"""A griffe extension for the documentation site: the docstrings' reST markup as Markdown.
+
+w2reg's docstrings are written to read well in ``help()`` and use a few reST constructs;
+mkdocstrings renders docstrings as Markdown. At build time (never in the installed package)
+this extension rewrites, in every docstring of the loaded package:
+
+* roles (``:func:`w2reg.w2_uniformity```, ``:class:`~w2reg.Schedule```, ``:data:`METHODS```)
+  into cross-references (``[`w2_uniformity`][w2reg.w2_uniformity]``), resolved in the scope
+  of the documented object, so that ``mkdocs build --strict`` fails on a reference to
+  something that does not exist. Targets in private modules (a ``_name`` part) and outside
+  w2reg (torch, lightly, solo-learn) stay plain code;
+* Google-style argument lines that document several parameters at once (``z1, z2: ...``)
+  into one line per parameter, as griffe's parser wants them;
+* ``.. math::`` directives into code blocks holding the formula;
+* a paragraph ending in ``::`` (a literal block follows) into one ending in ``:``.
+
+Used by mkdocs.yml (``extensions: [tools/docs_griffe.py:RestToMarkdown]``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import griffe
+
+_ROLE = re.compile(r":(?:py:)?(func|class|mod|data|attr|meth|obj|exc|const):`(~?)([\w.]+)`")
+_MATH = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>.*)$")
+_OWN = "w2reg"
+#: Top-level packages a role may name without a w2reg path; never resolved in w2reg's scope
+#: (``:mod:`lightly``` inside ``w2reg.adapters`` means lightly, not ``w2reg.adapters.lightly``).
+_EXTERNAL = set(
+    "hydra lightly lightning matplotlib numpy omegaconf pytorch_lightning scipy solo torch "
+    "torchvision".split()
+)
+
+
+def _private(path: str) -> bool:
+    return any(p.startswith("_") and not p.startswith("__") for p in path.split("."))
+
+
+def _target(obj: griffe.Object, name: str) -> str | None:
+    """The full path ``name`` stands for in ``obj``'s scope, or None if not w2reg's own."""
+    if name.split(".")[0] == _OWN:
+        return name
+    if name.split(".")[0] in _EXTERNAL:
+        return None
+    head, _, rest = name.partition(".")
+    scopes = [obj] if isinstance(obj, griffe.Module) else [obj, obj.parent]
+    for scope in scopes:
+        if scope is None:
+            continue
+        try:
+            full = scope.resolve(head)
+        except (griffe.NameResolutionError, AttributeError):
+            continue
+        return f"{full}.{rest}" if rest else full
+    return None
+
+
+def _roles(text: str, obj: griffe.Object) -> str:
+    def sub(m: re.Match[str]) -> str:
+        short, name = m.group(2), m.group(3)
+        display = name.rsplit(".", 1)[-1] if short else name
+        target = _target(obj, name)
+        if target is None or not target.startswith(_OWN + ".") or _private(target):
+            return f"`{display}`"
+        return f"[`{display}`][{target}]"
+
+    return _ROLE.sub(sub, text)
+
+
+def _math(text: str) -> str:
+    """``.. math::`` (inline first line and/or an indented body) -> a fenced code block."""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _MATH.match(lines[i])
+        if not m:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = m.group("indent")
+        body = [m.group("first").strip()] if m.group("first").strip() else []
+        i += 1
+        while i < len(lines) and (
+            not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > len(indent)
+        ):
+            body.append(lines[i].strip())
+            i += 1
+        while body and not body[-1]:
+            body.pop()
+        while body and not body[0]:
+            body.pop(0)
+        out += [f"{indent}```text", *[f"{indent}{b}" for b in body], f"{indent}```", ""]
+    return "\n".join(out)
+
+
+def _literal_blocks(text: str) -> str:
+    """``Usage::`` -> ``Usage:`` (the indented block after it renders as code already)."""
+    return re.sub(r"(?m)(\S)::[ \t]*$", r"\1:", re.sub(r"(?m)^([ \t]*)::[ \t]*$", "", text))
+
+
+def _shared_arguments(text: str) -> str:
+    """``    a, b: text`` in an ``Args:`` section -> ``    a: text`` and ``    b: the same.``"""
+
+    def split(m: re.Match[str]) -> str:
+        indent, names, rest = m.group(1), [n.strip() for n in m.group(2).split(",")], m.group(3)
+        first = f"{indent}{names[0]}: {rest}"
+        others = [f"{indent}{n}: as ``{names[0]}``." for n in names[1:]]
+        return "\n".join([first, *others])
+
+    return re.sub(r"(?m)^([ \t]+)(\w+(?:,\s*\w+)+):[ \t]+(.*)$", split, text)
+
+
+def convert(text: str, obj: griffe.Object) -> str:
+    return _shared_arguments(_literal_blocks(_math(_roles(text, obj))))
+
+
+class RestToMarkdown(griffe.Extension):
+    """Rewrite every docstring of a loaded package (see the module docstring)."""
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        self._walk(pkg, set())
+
+    def _walk(self, obj: griffe.Object, seen: set[str]) -> None:
+        if obj.path in seen:
+            return
+        seen.add(obj.path)
+        if obj.docstring is not None:
+            obj.docstring.value = convert(obj.docstring.value, obj)
+        for member in obj.members.values():
+            if not member.is_alias:
+                self._walk(member, seen)
