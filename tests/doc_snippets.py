@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -116,6 +117,20 @@ def pages(group: str) -> Iterator[tuple[Path, list[Block]]]:
         runnable = [b for b in blocks(path, "python") if b.not_run is None and b.group == group]
         if runnable:
             yield path, runnable
+
+
+def parametrize_pages(group: str) -> Any:
+    """``pytest.mark.parametrize("path,page_blocks", ...)`` over :func:`pages` of ``group``."""
+    import pytest
+
+    found = list(pages(group))
+    ids = [rel(path) for path, _ in found]
+    return pytest.mark.parametrize("path,page_blocks", found, ids=ids)
+
+
+def page_names(group: str) -> set[str]:
+    """The files (relative paths) that have runnable blocks of ``group``."""
+    return {rel(path) for path, _ in pages(group)}
 
 
 def run_page(path: Path, page_blocks: list[Block]) -> dict[str, object]:

@@ -12,18 +12,25 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
-from doc_snippets import DOCS, README, ROOT, blocks, doc_files, pages, rel, run_page
+from doc_snippets import (
+    DOCS,
+    README,
+    ROOT,
+    blocks,
+    doc_files,
+    page_names,
+    parametrize_pages,
+    rel,
+    run_page,
+)
 
 try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-CORE_PAGES = list(pages("core"))
 
-
-@pytest.mark.parametrize("path,page_blocks", CORE_PAGES, ids=[rel(p) for p, _ in CORE_PAGES])
+@parametrize_pages("core")
 def test_core_snippets_run(path: Path, page_blocks, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_page(path, page_blocks)
@@ -33,7 +40,7 @@ def test_there_are_snippets_of_every_kind() -> None:
     """The grouping still finds the snippets each env is meant to run."""
     found = {b.group for p in doc_files() for b in blocks(p, "python") if b.not_run is None}
     assert found == {"core", "lightly", "solo"}, found
-    assert {rel(p) for p, _ in CORE_PAGES} >= {"README.md", "docs/core.md"}
+    assert page_names("core") >= {"README.md", "docs/core.md"}
 
 
 def test_every_python_block_parses_and_every_skipped_one_says_why() -> None:

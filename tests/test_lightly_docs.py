@@ -14,16 +14,14 @@ pytest.importorskip("lightly", reason="the lightly snippets need lightly")
 pytest.importorskip("lightning.pytorch", reason="the lightly snippets use lightning.pytorch")
 pytest.importorskip("torchvision", reason="the lightly snippets need torchvision")
 
-from doc_snippets import pages, rel, run_page  # noqa: E402
-
-LIGHTLY_PAGES = list(pages("lightly"))
+from doc_snippets import page_names, parametrize_pages, run_page  # noqa: E402
 
 
 def test_the_pages_with_lightly_snippets() -> None:
-    assert {rel(p) for p, _ in LIGHTLY_PAGES} >= {"README.md", "docs/lightly.md"}
+    assert page_names("lightly") >= {"README.md", "docs/lightly.md", "docs/monitoring.md"}
 
 
-@pytest.mark.parametrize("path,page_blocks", LIGHTLY_PAGES, ids=[rel(p) for p, _ in LIGHTLY_PAGES])
+@parametrize_pages("lightly")
 def test_lightly_snippets_run(path: Path, page_blocks, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_page(path, page_blocks)

@@ -19,16 +19,14 @@ if ws.SOLO_API != "cfg":
         allow_module_level=True,
     )
 
-from doc_snippets import pages, rel, run_page  # noqa: E402
-
-SOLO_PAGES = list(pages("solo"))
+from doc_snippets import page_names, parametrize_pages, run_page  # noqa: E402
 
 
 def test_the_pages_with_solo_snippets() -> None:
-    assert {rel(p) for p, _ in SOLO_PAGES} >= {"README.md", "docs/solo.md"}
+    assert page_names("solo") >= {"README.md", "docs/solo.md"}
 
 
-@pytest.mark.parametrize("path,page_blocks", SOLO_PAGES, ids=[rel(p) for p, _ in SOLO_PAGES])
+@parametrize_pages("solo")
 def test_solo_snippets_run(path: Path, page_blocks, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_page(path, page_blocks)
