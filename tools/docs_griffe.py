@@ -12,7 +12,8 @@ this extension rewrites, in every docstring of the loaded package:
 * Google-style argument lines that document several parameters at once (``z1, z2: ...``)
   into one line per parameter, as griffe's parser wants them;
 * ``.. math::`` directives into code blocks holding the formula;
-* a paragraph ending in ``::`` (a literal block follows) into one ending in ``:``.
+* a paragraph ending in ``::`` (a literal block follows) into one ending in ``:``;
+* reST simple tables (``====  ====`` borders) into Markdown tables.
 
 Used by mkdocs.yml (``extensions: [tools/docs_griffe.py:RestToMarkdown]``).
 """
@@ -97,6 +98,57 @@ def _math(text: str) -> str:
     return "\n".join(out)
 
 
+_BORDER = re.compile(r"^([ \t]*)=+(?:[ \t]+=+)+[ \t]*$")
+
+
+def _table(lines: list[str], indent: str) -> list[str]:
+    """A reST simple table (its lines, borders included) as Markdown table lines."""
+    border = lines[0]
+    spans = [(m.start(), m.end()) for m in re.finditer(r"=+", border)]
+
+    def cells(line: str) -> list[str]:
+        bounds = [*(start for start, _ in spans[1:]), None]
+        return [line[s:e].strip() for (s, _), e in zip(spans, bounds, strict=True)]
+
+    rows: list[list[str]] = []
+    for line in lines[1:]:
+        if _BORDER.match(line) or not line.strip():
+            continue
+        row = cells(line.ljust(len(border)))
+        if rows and not row[0]:  # a continuation line: the first column is empty
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], row, strict=True)]
+        else:
+            rows.append(row)
+    head, body = rows[0], rows[1:]
+    out = [f"{indent}| " + " | ".join(head) + " |", f"{indent}|" + " --- |" * len(head)]
+    return out + [f"{indent}| " + " | ".join(r) + " |" for r in body]
+
+
+def _tables(text: str) -> str:
+    """Every reST simple table (three borders: top, under the header, bottom) -> Markdown."""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _BORDER.match(lines[i])
+        if not m:
+            out.append(lines[i])
+            i += 1
+            continue
+        borders, j = [i], i + 1
+        while j < len(lines) and len(borders) < 3:
+            if _BORDER.match(lines[j]):
+                borders.append(j)
+            j += 1
+        if len(borders) < 3:
+            out.append(lines[i])
+            i += 1
+            continue
+        out += ["", *_table(lines[i:j], m.group(1)), ""]
+        i = j
+    return "\n".join(out)
+
+
 def _literal_blocks(text: str) -> str:
     """``Usage::`` -> ``Usage:`` (the indented block after it renders as code already)."""
     return re.sub(r"(?m)(\S)::[ \t]*$", r"\1:", re.sub(r"(?m)^([ \t]*)::[ \t]*$", "", text))
@@ -115,7 +167,7 @@ def _shared_arguments(text: str) -> str:
 
 
 def convert(text: str, obj: griffe.Object) -> str:
-    return _shared_arguments(_literal_blocks(_math(_roles(text, obj))))
+    return _shared_arguments(_literal_blocks(_tables(_math(_roles(text, obj)))))
 
 
 class RestToMarkdown(griffe.Extension):
