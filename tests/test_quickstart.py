@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from example_scripts import load_example
+from example_scripts import EXAMPLES, load_example
+
+#: The page that shows the quickstart's output, and how close a run must come to it: the
+#: numbers are one machine's; another CPU, thread count or torch build rounds differently
+#: (the page says so).
+DOCS_PAGE = EXAMPLES.parent / "docs" / "examples.md"
+SHOWN_RELATIVE_TOLERANCE = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +65,25 @@ def test_help(quickstart, capsys):
         quickstart.main(["--help"])
     assert exc.value.code == 0
     assert "--out" in capsys.readouterr().out
+
+
+def shown_output(page: Path = DOCS_PAGE) -> str:
+    """The quickstart output block of the documentation (after its marker comment)."""
+    text = page.read_text(encoding="utf-8")
+    after = text.split("<!-- quickstart-output", 1)[1]
+    return after.split("```text", 1)[1].split("```", 1)[0]
+
+
+def test_the_docs_show_what_a_run_prints(quickstart, default_run):
+    """docs/examples.md shows this run's table, to the tolerance the page states."""
+    shown = shown_output()
+    assert quickstart.format_table(default_run["plain"], default_run["w2"]).splitlines()[0] in shown
+    for key, label, _ in quickstart.ROWS:
+        line = next((ln for ln in shown.splitlines() if ln.startswith(label)), None)
+        assert line is not None, f"docs/examples.md does not show the row {label!r}"
+        numbers = [float(x) for x in re.findall(r"-?\d+\.\d+", line[len(label) :])]
+        for arm, value in zip(("plain", "w2"), numbers, strict=True):
+            run = default_run[arm][key]
+            assert run == pytest.approx(value, rel=SHOWN_RELATIVE_TOLERANCE), (
+                f"docs/examples.md shows {label} = {value} ({arm}); this run gives {run:.4f}"
+            )
