@@ -12,7 +12,7 @@ from example_scripts import EXAMPLES, load_example
 #: numbers are one machine's; another CPU, thread count or torch build rounds differently
 #: (the page says so).
 DOCS_PAGE = EXAMPLES.parent / "docs" / "examples.md"
-SHOWN_RELATIVE_TOLERANCE = 0.03
+SHOWN_RELATIVE_TOLERANCE = 0.01
 
 
 @pytest.fixture(scope="module")
