@@ -187,3 +187,12 @@ def test_readme_example_count_is_true() -> None:
     text = (DOCS / "examples.md").read_text(encoding="utf-8")
     listed = set(re.findall(r"^\| `(\w+\.py)` \|", text, re.M))
     assert listed == set(scripts), (listed, scripts)
+
+
+def test_the_api_reference_lists_every_public_name_of_w2reg() -> None:
+    """docs/api/w2reg.md names w2reg's members one by one (for their order): all of them."""
+    import w2reg
+
+    page = (DOCS / "api" / "w2reg.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^ +- (\w+)$", page, re.M))
+    assert set(w2reg.__all__) <= listed, sorted(set(w2reg.__all__) - listed)
