@@ -21,6 +21,7 @@ Used by mkdocs.yml (``extensions: [tools/docs_griffe.py:RestToMarkdown]``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import griffe
@@ -71,31 +72,44 @@ def _roles(text: str, obj: griffe.Object) -> str:
     return _ROLE.sub(sub, text)
 
 
-def _math(text: str) -> str:
-    """``.. math::`` (inline first line and/or an indented body) -> a fenced code block."""
+#: ``block(lines, i) -> (end, replacement)`` for a construct starting at line ``i``, else None
+Block = Callable[[list[str], int], tuple[int, list[str]] | None]
+
+
+def _replace_blocks(text: str, block: Block) -> str:
+    """``text`` with every line range that ``block`` recognises replaced by its rendering."""
     lines = text.splitlines()
     out: list[str] = []
     i = 0
     while i < len(lines):
-        m = _MATH.match(lines[i])
-        if not m:
+        found = block(lines, i)
+        if found is None:
             out.append(lines[i])
             i += 1
-            continue
-        indent = m.group("indent")
-        body = [m.group("first").strip()] if m.group("first").strip() else []
-        i += 1
-        while i < len(lines) and (
-            not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > len(indent)
-        ):
-            body.append(lines[i].strip())
-            i += 1
-        while body and not body[-1]:
-            body.pop()
-        while body and not body[0]:
-            body.pop(0)
-        out += [f"{indent}```text", *[f"{indent}{b}" for b in body], f"{indent}```", ""]
+        else:
+            i, replacement = found
+            out += replacement
     return "\n".join(out)
+
+
+def _math_block(lines: list[str], i: int) -> tuple[int, list[str]] | None:
+    """``.. math::`` (inline first line and/or an indented body) -> a fenced code block."""
+    m = _MATH.match(lines[i])
+    if not m:
+        return None
+    indent = m.group("indent")
+    body = [m.group("first").strip()] if m.group("first").strip() else []
+    i += 1
+    while i < len(lines) and (
+        not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > len(indent)
+    ):
+        body.append(lines[i].strip())
+        i += 1
+    while body and not body[-1]:
+        body.pop()
+    while body and not body[0]:
+        body.pop(0)
+    return i, [f"{indent}```text", *[f"{indent}{b}" for b in body], f"{indent}```", ""]
 
 
 _BORDER = re.compile(r"^([ \t]*)=+(?:[ \t]+=+)+[ \t]*$")
@@ -124,29 +138,19 @@ def _table(lines: list[str], indent: str) -> list[str]:
     return out + [f"{indent}| " + " | ".join(r) + " |" for r in body]
 
 
-def _tables(text: str) -> str:
-    """Every reST simple table (three borders: top, under the header, bottom) -> Markdown."""
-    lines = text.splitlines()
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        m = _BORDER.match(lines[i])
-        if not m:
-            out.append(lines[i])
-            i += 1
-            continue
-        borders, j = [i], i + 1
-        while j < len(lines) and len(borders) < 3:
-            if _BORDER.match(lines[j]):
-                borders.append(j)
-            j += 1
-        if len(borders) < 3:
-            out.append(lines[i])
-            i += 1
-            continue
-        out += ["", *_table(lines[i:j], m.group(1)), ""]
-        i = j
-    return "\n".join(out)
+def _table_block(lines: list[str], i: int) -> tuple[int, list[str]] | None:
+    """A reST simple table (three borders: top, under the header, bottom) -> Markdown."""
+    m = _BORDER.match(lines[i])
+    if not m:
+        return None
+    borders, j = [i], i + 1
+    while j < len(lines) and len(borders) < 3:
+        if _BORDER.match(lines[j]):
+            borders.append(j)
+        j += 1
+    if len(borders) < 3:
+        return None
+    return j, ["", *_table(lines[i:j], m.group(1)), ""]
 
 
 def _literal_blocks(text: str) -> str:
@@ -167,7 +171,8 @@ def _shared_arguments(text: str) -> str:
 
 
 def convert(text: str, obj: griffe.Object) -> str:
-    return _shared_arguments(_literal_blocks(_tables(_math(_roles(text, obj)))))
+    text = _replace_blocks(_replace_blocks(_roles(text, obj), _math_block), _table_block)
+    return _shared_arguments(_literal_blocks(text))
 
 
 class RestToMarkdown(griffe.Extension):
