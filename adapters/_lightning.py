@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from w2reg import W2Uniformity
+from w2reg._methods import check_method
 from w2reg.schedules import Schedule, WeightLike
 
 #: Keys logged by the adapters (``self.log``), per training step and per epoch.
@@ -68,10 +69,13 @@ class HeadRegularizer:
         *,
         normalize: bool = True,
         gather_distributed: bool = False,
+        method: str = "auto",
     ) -> None:
         self.head_name = head
         self.head = _resolve(model, head)
-        self.loss = W2Uniformity(weight, normalize=normalize, gather_distributed=gather_distributed)
+        self.loss = W2Uniformity(
+            weight, normalize=normalize, gather_distributed=gather_distributed, method=method
+        )
         self._captured: list[Tensor] = []
         self._active = False
         self._applied = False
@@ -198,6 +202,7 @@ def regularize_class(
     normalize: bool = True,
     gather_distributed: bool = False,
     name: str | None = None,
+    method: str | Callable[[nn.Module], str] = "auto",
 ) -> type[M]:
     """A subclass of LightningModule ``cls`` whose training loss carries ``weight_t * W2``.
 
@@ -209,11 +214,16 @@ def regularize_class(
         normalize: L2-normalise the projections before W2 (the paper does).
         gather_distributed: compute W2 on the global batch across ranks.
         name: the new class's name (default ``cls.__name__ + "W2"``).
+        method: how W2's nuclear norm is computed (:data:`w2reg.METHODS`, default
+            ``"auto"``, see :func:`w2reg.w2_uniformity`), or a callable taking the
+            constructed model and returning one.
 
     The instance's regularizer is ``model.w2reg`` (a :class:`HeadRegularizer`).
     """
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"cls must be an nn.Module subclass, got {cls!r}")
+    if not callable(method):
+        check_method(method)
 
     spec = {
         "cls": cls,
@@ -232,12 +242,18 @@ def regularize_class(
             # each instance gets its own copy of a schedule: schedules are stateful
             w = weight if isinstance(weight, (Schedule, int, float)) else weight(self)
             w = copy.deepcopy(w) if isinstance(w, Schedule) else w
+            how = method(self) if callable(method) else method
             # object.__setattr__: keep the regularizer out of the module tree.
             object.__setattr__(
                 self,
                 "w2reg",
                 HeadRegularizer(
-                    self, head, w, normalize=normalize, gather_distributed=gather_distributed
+                    self,
+                    head,
+                    w,
+                    normalize=normalize,
+                    gather_distributed=gather_distributed,
+                    method=how,
                 ),
             )
 

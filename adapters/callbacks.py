@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import w2reg
+from w2reg._methods import check_method
 
 from ._imports import lightning
 
@@ -295,12 +296,16 @@ def epoch_due(trainer: Any, every_n_epochs: int) -> bool:
     return (epoch + 1) % every_n_epochs == 0 or last
 
 
-def measure(views: list[Tensor], *, lu_max_samples: int | None = 10_000) -> dict[str, Any]:
+def measure(
+    views: list[Tensor], *, lu_max_samples: int | None = 10_000, w2_method: str = "auto"
+) -> dict[str, Any]:
     """Uniformity metrics of ``views[0]`` (and alignment of views 0/1 when there are two).
 
     Returns the scalars of :data:`KEYS` as floats and ``"spectrum"``, the singular values
     (descending) as a list. ``L_U`` needs ``O(N^2)`` memory: it uses the first
-    ``lu_max_samples`` rows (``None``: all).
+    ``lu_max_samples`` rows (``None``: all). ``w2_method`` is passed to
+    :func:`w2reg.w2_uniformity` (the projections are measured in float64, for which
+    ``"auto"`` is the exact method).
     """
     z = views[0]
     if z.shape[0] < 2:
@@ -309,7 +314,7 @@ def measure(views: list[Tensor], *, lu_max_samples: int | None = 10_000) -> dict
     lu_rows = zn if lu_max_samples is None else zn[:lu_max_samples]
     spectrum = w2reg.singular_values(zn)
     out: dict[str, Any] = {
-        "w2": float(w2reg.w2_uniformity(zn)),
+        "w2": float(w2reg.w2_uniformity(zn, method=w2_method)),
         "lu": float(w2reg.wang_isola_uniformity(lu_rows)),
         "effective_rank": float(w2reg.effective_rank(zn)),
         "sv_top": float(spectrum[0]),
@@ -355,6 +360,7 @@ class _UniformityMonitorMixin:
         embed_fn: EmbedFn | None = None,
         max_samples: int | None = None,
         lu_max_samples: int | None = 10_000,
+        w2_method: str = "auto",
         prefix: str = "uniformity/",
         log_images: bool = True,
         save_dir: str | Path | None = None,
@@ -370,6 +376,7 @@ class _UniformityMonitorMixin:
             embed_fn: ``callable(model, images) -> (N, m)`` projections.
             max_samples: embed at most this many images (``None``: the whole loader).
             lu_max_samples: rows used for ``L_U`` (``O(N^2)`` memory).
+            w2_method: how the logged W2 is computed (see :func:`w2reg.w2_uniformity`).
             prefix: prepended to every key (default ``"uniformity/"``).
             log_images: send the spectrum figure to TensorBoard loggers.
             save_dir: also write the spectrum PNG there after each measurement.
@@ -386,6 +393,7 @@ class _UniformityMonitorMixin:
         self.embed_fn = embed_fn
         self.max_samples = max_samples
         self.lu_max_samples = lu_max_samples
+        self.w2_method = check_method(w2_method, "w2_method")
         self.prefix = prefix
         self.log_images = log_images
         self.save_dir = None if save_dir is None else Path(save_dir)
@@ -411,7 +419,7 @@ class _UniformityMonitorMixin:
             max_samples=self.max_samples,
             autocast=autocast,
         )
-        return measure(views, lu_max_samples=self.lu_max_samples)
+        return measure(views, lu_max_samples=self.lu_max_samples, w2_method=self.w2_method)
 
     # -- Lightning hooks -------------------------------------------------------------------
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:

@@ -73,6 +73,7 @@ def w2_regularized(
     normalize: bool = ...,
     gather_distributed: bool = ...,
     name: str | None = ...,
+    method: str = ...,
 ) -> type[M]: ...
 
 
@@ -85,6 +86,7 @@ def w2_regularized(
     normalize: bool = ...,
     gather_distributed: bool = ...,
     name: str | None = ...,
+    method: str = ...,
 ) -> Callable[[type[M]], type[M]]: ...
 
 
@@ -96,6 +98,7 @@ def w2_regularized(
     normalize: bool = True,
     gather_distributed: bool = False,
     name: str | None = None,
+    method: str = "auto",
 ) -> Any:
     """Add ``weight_t * W2(online projections)`` to a lightly LightningModule's loss.
 
@@ -119,6 +122,9 @@ def w2_regularized(
         gather_distributed: compute W2 on the global batch of all ranks (DDP).
         name: ``__name__`` of the returned class. Default: the name of ``cls``, so that a
             decorated class keeps the name it is bound to in its module (and pickles).
+        method: how W2's nuclear norm is computed: ``"auto"`` (default: matrix products
+            only on a GPU, no host sync), ``"exact"``, ``"iterative"`` or ``"eigh32"``; see
+            :func:`w2reg.w2_uniformity`.
 
     Returns:
         The regularized subclass, or a decorator when ``cls`` is omitted. Its instances
@@ -134,6 +140,7 @@ def w2_regularized(
             normalize=normalize,
             gather_distributed=gather_distributed,
             name=name or target.__name__,
+            method=method,
         )
 
     if cls is None:

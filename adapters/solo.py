@@ -11,6 +11,7 @@ then, in a Hydra config, ``method: barlow_twins_w2`` and optionally::
     method_kwargs:
       w2_weight: 3.0         # a_max, the weight at epoch 0   (default: see below)
       w2_final_weight: 0.0   # a_min, reached at max_epochs   (default: see below)
+      w2_method: auto        # how W2 is computed, see w2reg.w2_uniformity (default: auto)
 
 Default weights: the one table of :mod:`w2reg.adapters.defaults` (the paper's values and
 ours, each on a stated loss scale) times solo-learn's loss scale relative to it,
@@ -50,6 +51,7 @@ from typing import Any
 
 from torch import nn
 
+from w2reg._methods import check_method
 from w2reg.schedules import LinearDecay, Schedule
 
 from . import defaults as _defaults
@@ -226,7 +228,8 @@ def _check_weight(value: Any, key: str) -> float:
 
 
 def add_and_assert_w2_cfg(cfg: Any, weight: float = 1.0, final_weight: float | None = None) -> Any:
-    """Fill in and validate ``cfg.method_kwargs.w2_weight`` / ``w2_final_weight`` (in place).
+    """Fill in and validate ``cfg.method_kwargs.w2_weight`` / ``w2_final_weight`` /
+    ``w2_method`` (in place).
 
     Args:
         cfg: solo-learn's ``omegaconf.DictConfig`` (``method_kwargs`` may be absent).
@@ -236,11 +239,15 @@ def add_and_assert_w2_cfg(cfg: Any, weight: float = 1.0, final_weight: float | N
             setting only ``w2_weight`` keeps a constant weight constant; a decaying default
             (Barlow Twins: 30 -> 0) keeps its end value.
 
+    ``w2_method`` (default ``"auto"``) is one of :data:`w2reg.METHODS`, see
+    :func:`w2reg.w2_uniformity`.
+
     Returns:
-        ``cfg``, with both keys set to floats.
+        ``cfg``, with both weights set to floats and ``w2_method`` to a string.
 
     Raises:
-        ValueError: a key is not a finite number >= 0 (the message names the key).
+        ValueError: a weight is not a finite number >= 0, or ``w2_method`` is not a method
+            name (the message names the key).
     """
     from omegaconf import OmegaConf
 
@@ -256,8 +263,11 @@ def add_and_assert_w2_cfg(cfg: Any, weight: float = 1.0, final_weight: float | N
         # a constant default stays constant at the chosen w2_weight; a decaying one keeps its end
         fw = w if final_weight is None or final_weight == weight else final_weight
     fw = _check_weight(fw, "w2_final_weight")
+    method = kwargs.get("w2_method", None)
+    method = "auto" if method is None or OmegaConf.is_missing(kwargs, "w2_method") else method
     kwargs.w2_weight = w
     kwargs.w2_final_weight = fw
+    kwargs.w2_method = check_method(method, "method_kwargs.w2_method")
     return cfg
 
 
@@ -273,6 +283,10 @@ def _schedule(start: float, end: float, max_epochs: Any) -> Schedule:
 def _weight_from_cfg(model: nn.Module) -> Schedule:
     kwargs = model.cfg.method_kwargs
     return _schedule(kwargs.w2_weight, kwargs.w2_final_weight, model.cfg.get("max_epochs"))
+
+
+def _method_from_cfg(model: nn.Module) -> str:
+    return str(model.cfg.method_kwargs.get("w2_method", "auto"))
 
 
 # ----------------------------------------------------------------------------------------
@@ -351,13 +365,19 @@ def w2_class(
         return _legacy_w2_class(cls, weight, final_weight, name=name)
 
     klass = regularize_class(
-        cls, head="projector", weight=_weight_from_cfg, gather_distributed=True, name=name
+        cls,
+        head="projector",
+        weight=_weight_from_cfg,
+        gather_distributed=True,
+        name=name,
+        method=_method_from_cfg,
     )
     parent_check = cls.add_and_assert_specific_cfg
 
     def add_and_assert_specific_cfg(cfg: Any) -> Any:
-        """The base method's checks and defaults, then ``method_kwargs.w2_weight`` and
-        ``w2_final_weight`` (see :func:`w2reg.adapters.solo.add_and_assert_w2_cfg`)."""
+        """The base method's checks and defaults, then ``method_kwargs.w2_weight``,
+        ``w2_final_weight`` and ``w2_method`` (see
+        :func:`w2reg.adapters.solo.add_and_assert_w2_cfg`)."""
         cfg = parent_check(cfg)
         return add_and_assert_w2_cfg(cfg, weight, final_weight)
 

@@ -56,3 +56,27 @@ def wang_isola(z: np.ndarray, t: float = 2.0) -> float:
     v = -t * d2[iu]
     top = v.max()
     return float(top + np.log(np.mean(np.exp(v - top))))
+
+
+def polar_and_spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Float64 SVD of ``x``: the polar factor ``U V^T`` and ``U``, ``s``, ``V^T`` (numpy)."""
+    u, s, vt = np.linalg.svd(np.asarray(x, dtype=np.float64), full_matrices=False)
+    return u @ vt, u, s, vt
+
+
+def embeddings_with_spectrum(
+    n: int, m: int, spectrum: np.ndarray, seed: int = 0, mean: float = 0.1
+) -> np.ndarray:
+    """``(n, m)`` rows whose centred, ``1/sqrt(n)``-scaled matrix has exactly ``spectrum``.
+
+    ``Z = sqrt(n) U diag(s) V^T + mean``, with ``U`` orthonormal and orthogonal to the ones
+    vector (so the rows are already centred around ``mean``), ``V`` orthonormal; for use with
+    ``normalize=False``. ``len(spectrum) <= min(n - 1, m)``.
+    """
+    rng = np.random.default_rng(seed)
+    k = len(spectrum)
+    a = rng.standard_normal((n, k))
+    a -= a.mean(axis=0)  # orthogonal to ones
+    u, _ = np.linalg.qr(a)
+    v, _ = np.linalg.qr(rng.standard_normal((m, k)))
+    return np.sqrt(n) * (u * np.asarray(spectrum)) @ v.T + mean

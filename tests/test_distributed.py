@@ -74,3 +74,43 @@ def test_without_process_group_it_is_a_no_op() -> None:
     assert not dist.is_initialized()
     z = torch.randn(32, 8)
     assert torch.equal(w2_uniformity(z, gather_distributed=True), w2_uniformity(z))
+
+
+def _sizes_worker(rank: int, init_file: str, out_dir: str) -> None:
+    from w2reg import _distributed, set_strict_checks
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    log: dict[str, object] = {}
+    try:
+        log["checked_before"] = _distributed.sizes_checked()
+        try:  # first gather: the row counts are compared (one host sync) ...
+            w2_uniformity(torch.randn(ROWS - 4 * rank, DIM), gather_distributed=True)
+        except ValueError as err:
+            log["first_error"] = str(err)
+        log["checked_after_error"] = _distributed.sizes_checked()
+        w2_uniformity(torch.randn(ROWS, DIM), gather_distributed=True)
+        log["checked_after_success"] = _distributed.sizes_checked()
+        # ... and not again unless strict checks are on (then on every call)
+        w2_uniformity(torch.randn(ROWS, DIM), gather_distributed=True)
+        set_strict_checks(True)
+        try:
+            w2_uniformity(torch.randn(ROWS + rank, DIM), gather_distributed=True)
+        except ValueError as err:
+            log["strict_error"] = str(err)
+        finally:
+            set_strict_checks(False)
+    finally:
+        dist.destroy_process_group()
+        torch.save(log, os.path.join(out_dir, f"sizes{rank}.pt"))
+
+
+def test_row_counts_compared_on_the_first_gather_and_under_strict_checks() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_sizes_worker, args=(os.path.join(tmp, "init"), tmp), nprocs=WORLD, join=True)
+        logs = [torch.load(os.path.join(tmp, f"sizes{r}.pt")) for r in range(WORLD)]
+    for log in logs:
+        assert log["checked_before"] is False
+        assert "same number of rows on every rank, got [24, 20]" in log["first_error"]
+        assert log["checked_after_error"] is False
+        assert log["checked_after_success"] is True
+        assert "got [24, 25]" in log["strict_error"]

@@ -184,3 +184,98 @@ def test_module_weights_views_and_exposes_unweighted_value() -> None:
         reg(torch.randn(4, 3), torch.randn(4, 5))
     with pytest.raises(ValueError, match="at least one view"):
         reg()
+
+
+# ------------------------------------------------------------------ row normalisation (robust)
+@pytest.mark.parametrize(
+    "dtype,decades", [(torch.float32, 30), (torch.float64, 300), (torch.float16, 4)]
+)
+def test_rows_of_any_scale_are_normalised(dtype: torch.dtype, decades: int) -> None:
+    # F.normalize leaves rows with norm < 1e-12 unnormalised: W2 was 20% off here
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(256, 32, generator=g, dtype=torch.float64)
+    scales = 10.0 ** torch.linspace(-decades, decades, 256, dtype=torch.float64)
+    z = (base * scales[:, None]).to(dtype)
+    # the oracle normalises naively: give it the rows at unit scale (float64) or the rounded
+    # rows themselves (float32/16, whose squares fit float64)
+    want = bures_w2((base if dtype == torch.float64 else z.double()).numpy())
+    value = w2_uniformity(z)  # in the input dtype: float16 rounds the result to ~5e-4
+    assert _rel(float(value), want) < (1e-6 if dtype != torch.float16 else 1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_an_all_zero_row_stays_at_the_origin_with_a_finite_gradient(dtype: torch.dtype) -> None:
+    # F.normalize gave this row a gradient of 5.8e9 (Inf in float16)
+    z = torch.randn(128, 64, dtype=torch.float64)
+    z[5] = 0
+    leaf = z.to(dtype).requires_grad_()
+    value = w2_uniformity(leaf)
+    value.backward()
+    assert torch.isfinite(leaf.grad).all() and float(leaf.grad.abs().max()) < 1.0
+    # the definition: the zero row is a point at the origin, the others are on the sphere
+    rows = z.to(dtype).double().numpy()
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    unit = np.where(norms > 0, rows / np.where(norms > 0, norms, 1), 0)
+    want = bures_w2(unit, normalize=False)
+    assert _rel(float(value.detach()), want) < (1e-6 if dtype == torch.float32 else 1e-2)
+
+
+# ------------------------------------------------------------------ logged value precision
+def test_last_value_keeps_float32_precision_under_bf16() -> None:
+    # bf16-mixed used to log W2 rounded to bf16 (1.3515625 for 1.35468)
+    lin = torch.nn.Linear(32, 64)
+    x = torch.randn(256, 32)
+    reg = w2reg.W2Uniformity(0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = lin(x)
+        term = reg(z[:128], z[128:])
+    assert term.dtype == torch.bfloat16  # the loss stays in the input dtype
+    assert reg.last_value is not None and reg.last_value.dtype == torch.float32
+    exact = float(w2_uniformity(z.detach().double()))
+    assert _rel(float(reg.last_value), exact) < 1e-6
+    assert _rel(float(term), 0.5 * exact) < 1e-2
+    reg(z.detach().double())
+    assert reg.last_value.dtype == torch.float64
+
+
+# ------------------------------------------------------------------ shape-only tensors
+@pytest.mark.parametrize("method", w2reg.METHODS)
+def test_meta_tensors_pass_through_shape_only(method: str) -> None:
+    z = torch.empty(64, 16, device="meta", requires_grad=True)
+    value = w2_uniformity(z, method=method)
+    assert value.device.type == "meta" and value.shape == ()
+    value.backward()
+    assert z.grad is not None and z.grad.shape == z.shape
+    reg = w2reg.W2Uniformity(1.0, method=method)
+    assert reg(z[:32], z[32:]).device.type == "meta"
+
+
+def test_fake_tensors_pass_through_shape_only() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        z = torch.randn(64, 16)
+        value = w2_uniformity(z)
+        assert value.shape == () and value.dtype == torch.float32
+
+
+# ------------------------------------------------------------------ options and checks
+def test_bad_method_is_named() -> None:
+    with pytest.raises(ValueError, match=r"method must be one of .*'svd'"):
+        w2_uniformity(torch.randn(8, 4), method="svd")
+    with pytest.raises(ValueError, match="method must be one of"):
+        w2reg.W2Uniformity(1.0, method="fast")
+
+
+def test_strict_checks_switch() -> None:
+    bad = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    assert w2reg.set_strict_checks(True) is False
+    try:
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            w2_uniformity(bad)
+    finally:
+        assert w2reg.set_strict_checks(False) is True
+    with pytest.raises(ValueError, match="enabled must be True or False"):
+        w2reg.set_strict_checks("yes")  # type: ignore[arg-type]
+    # without data there is nothing to check
+    w2_uniformity(torch.empty(8, 4, device="meta"))

@@ -5,6 +5,8 @@ ICLR 2024, arXiv:2403.00642. Pure PyTorch; the lightly and solo-learn bindings l
 ``w2reg.adapters`` and are imported only on request.
 """
 
+from ._methods import METHODS
+from ._validation import set_strict_checks
 from .functional import (
     align_uniform_loss,
     alignment,
@@ -23,12 +25,14 @@ __all__ = [
     "AlignUniformLoss",
     "Constant",
     "LinearDecay",
+    "METHODS",
     "Schedule",
     "W2Uniformity",
     "ZeroCLLoss",
     "align_uniform_loss",
     "alignment",
     "as_schedule",
+    "set_strict_checks",
     "effective_rank",
     "singular_values",
     "w2_uniformity",

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional as Fw
+from ._methods import check_method
 from .schedules import Schedule, WeightLike, as_schedule
 
 
@@ -21,11 +22,17 @@ class W2Uniformity(nn.Module):
     The module has no parameters and no buffers: adding it to a model leaves the model's
     ``state_dict`` unchanged. Save ``module.schedule.state_dict()`` to resume a schedule.
 
+    :attr:`last_value` keeps at least float32 precision (float64 for float64 views) whatever
+    the views' dtype, so that a W2 logged under bf16 mixed precision is not rounded to bf16's
+    three significant digits; the returned term has the dtype of the views.
+
     Args:
         weight: constant weight or schedule (paper: MoCo v2 1.0, BYOL 0.2, BarlowTwins
             ``LinearDecay(30, 0)``, Zero-CL 30).
         normalize: L2-normalise rows first (the paper does).
         gather_distributed: compute on the global batch of all ranks.
+        method: how the nuclear norm is computed, see :func:`w2reg.w2_uniformity`
+            (``"auto"``, ``"exact"``, ``"iterative"``, ``"eigh32"``).
 
     Example:
         >>> reg = W2Uniformity(LinearDecay(30.0, 0.0, epochs=500))
@@ -39,11 +46,13 @@ class W2Uniformity(nn.Module):
         *,
         normalize: bool = True,
         gather_distributed: bool = False,
+        method: str = "auto",
     ) -> None:
         super().__init__()
         self.schedule: Schedule = as_schedule(weight)
         self.normalize = normalize
         self.gather_distributed = gather_distributed
+        self.method = check_method(method)
         self.last_value: Tensor | None = None
         self.last_weight: float | None = None
 
@@ -64,16 +73,20 @@ class W2Uniformity(nn.Module):
             shapes = [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in views]
             raise ValueError(f"views must all be 2-D (B_i, m) with one m, got shapes {shapes}")
         z = views[0] if len(views) == 1 else torch.cat(views, dim=0)
-        value = Fw.w2_uniformity(
-            z, normalize=self.normalize, gather_distributed=self.gather_distributed
+        value = Fw._w2_float64(
+            z,
+            normalize=self.normalize,
+            squared=False,
+            gather_distributed=self.gather_distributed,
+            method=self.method,
         )
         weight = self.weight
-        self.last_value = value.detach()
+        self.last_value = value.detach().to(torch.promote_types(z.dtype, torch.float32))
         self.last_weight = weight
-        return weight * value
+        return (weight * value).to(z.dtype)
 
     def extra_repr(self) -> str:
-        return f"weight={self.schedule!r}, normalize={self.normalize}"
+        return f"weight={self.schedule!r}, normalize={self.normalize}, method={self.method!r}"
 
 
 class AlignUniformLoss(nn.Module):
