@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _datasets as data  # noqa: E402
 import _evaluation as evaluation  # noqa: E402
 import _reporting as reporting  # noqa: E402
-from _models import cifar_resnet18  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from w2reg.adapters.callbacks import UniformityMonitor, spectrum_figure
     from w2reg.adapters.lightly import create_model
+    from w2reg.adapters.lightly_methods import cifar_resnet18
 
     seed_everything(args.seed, workers=True)
     start = time.perf_counter()

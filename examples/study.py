@@ -55,7 +55,6 @@ import _datasets as data  # noqa: E402
 import _evaluation as evaluation  # noqa: E402
 import _reporting as reporting  # noqa: E402
 import _study_report as report  # noqa: E402
-from _models import cifar_resnet18  # noqa: E402
 
 #: The arguments that define a run's result: a finished run is reused only if they match.
 RUN_KEYS = (
@@ -253,6 +252,7 @@ class Study:
 
     def model(self, run: Run, epochs: int) -> Any:
         from w2reg.adapters.lightly import create_model
+        from w2reg.adapters.lightly_methods import cifar_resnet18
 
         a = self.args
         extra: dict[str, Any] = {}

@@ -43,18 +43,16 @@ def _safe_sqrt(x: Tensor) -> Tensor:
 def normalize_rows(x: Tensor) -> Tensor:
     """Rows scaled to unit L2 norm, for any row scale; an all-zero row stays zero.
 
-    Each row is first divided by its largest absolute entry (a constant for autograd, so the
-    gradient is exactly that of ``x / ||x||``), which keeps the sum of squares away from
-    under- and overflow: rows with norms from 1e-30 to 1e30 (float32) or 1e-300 to 1e300
-    (float64) all come out of unit norm. Unlike ``F.normalize(x, eps=1e-12)`` nothing is left
-    unnormalised below a fixed norm (where that gradient reaches 1e12). A row that is exactly
-    zero has no direction: it stays at the origin, and the normalisation passes its gradient
-    through unchanged (as if its norm were 1), so it stays finite. The dtype is kept.
+    The norms are accumulated in float64 (a float64 row is first divided by its largest
+    absolute entry), which keeps the sum of squares away from under- and overflow: rows with
+    norms from 1e-30 to 1e30 (float32) or 1e-300 to 1e300 (float64) all come out of unit
+    norm; narrower dtypes are normalised in float32 and rounded once at the end. Unlike
+    ``F.normalize(x, eps=1e-12)`` nothing is left unnormalised below a fixed norm (where that
+    gradient reaches 1e12). A row that is exactly zero has no direction: it stays at the
+    origin, and the normalisation passes its gradient through unchanged (as if its norm were
+    1), so it stays finite. The dtype is kept. The same function as W2's own normalisation.
     """
-    scale = x.detach().abs().amax(dim=1, keepdim=True)
-    x = x / torch.where(scale > 0, scale, torch.ones_like(scale))
-    norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    return x / torch.where(norm > 0, norm, torch.ones_like(norm))
+    return unit_rows(x).to(x.dtype)
 
 
 def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager[object]:

@@ -1,8 +1,9 @@
-"""The ``method`` option reaches W2 through every adapter, and bad values are named.
+"""The ``method`` option reaches W2 through the lightly adapter and the monitor; bad values
+are named.
 
 lightly: ``w2_regularized(..., method=)``, ``create_model(..., w2_method=)`` and the ``...W2``
-classes; solo-learn: the ``method_kwargs.w2_method`` cfg key (skipped without current
-solo-learn); the monitoring callback's ``w2_method``.
+classes; the monitoring callback's ``w2_method``. (solo-learn's ``method_kwargs.w2_method``:
+tests/test_solo_method_option.py.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 L = pytest.importorskip("lightning")
+pytest.importorskip("lightly")
 
 import w2reg  # noqa: E402
 from w2reg import w2_uniformity  # noqa: E402
@@ -34,7 +36,6 @@ class Toy(L.LightningModule):
 
 @pytest.mark.parametrize("method", w2reg.METHODS)
 def test_lightly_decorator_passes_the_method(method: str) -> None:
-    pytest.importorskip("lightly")
     from w2reg.adapters.lightly import w2_regularized
 
     model = w2_regularized(Toy, weight=0.5, method=method)()
@@ -51,7 +52,6 @@ def test_lightly_decorator_passes_the_method(method: str) -> None:
 
 
 def test_ready_lightly_models_take_w2_method() -> None:
-    pytest.importorskip("lightly")
     from w2reg.adapters.lightly_methods import BYOL, create_model
 
     tiny = dict(feature_dim=8, proj_hidden_dim=16, proj_output_dim=8, pred_hidden_dim=16)
@@ -73,35 +73,3 @@ def test_monitor_measures_with_the_given_method() -> None:
     assert UniformityMonitor([z], w2_method="iterative").w2_method == "iterative"
     with pytest.raises(ValueError, match="w2_method must be one of"):
         UniformityMonitor([z], w2_method="svd")
-
-
-def test_solo_cfg_key_w2_method() -> None:
-    solo = pytest.importorskip("w2reg.adapters.solo", exc_type=ImportError)
-    if solo.SOLO_API != "cfg":
-        pytest.skip("needs current solo-learn (Hydra/cfg API)")
-    from omegaconf import OmegaConf
-
-    cfg = solo.add_and_assert_w2_cfg(OmegaConf.create({"method_kwargs": {}}))
-    assert cfg.method_kwargs.w2_method == "auto"
-    cfg = OmegaConf.create({"method_kwargs": {"w2_method": "iterative"}})
-    assert solo.add_and_assert_w2_cfg(cfg).method_kwargs.w2_method == "iterative"
-    bad = OmegaConf.create({"method_kwargs": {"w2_method": "svd"}})
-    with pytest.raises(ValueError, match=r"method_kwargs.w2_method must be one of .*'svd'"):
-        solo.add_and_assert_w2_cfg(bad)
-
-
-def test_solo_model_uses_the_cfg_method() -> None:
-    solo = pytest.importorskip("w2reg.adapters.solo", exc_type=ImportError)
-    if solo.SOLO_API != "cfg":
-        pytest.skip("needs current solo-learn (Hydra/cfg API)")
-    import test_solo_adapter as tsa
-    from solo.methods import METHODS
-
-    solo.register()
-    tsa.solo_base.BaseMethod._BACKBONES[tsa.TINY] = tsa.tiny_backbone
-    try:
-        model = METHODS["byol_w2"](tsa.make_cfg("byol_w2", w2_method="iterative"))
-        assert model.w2reg.loss.method == "iterative"
-        assert METHODS["byol_w2"](tsa.make_cfg("byol_w2")).w2reg.loss.method == "auto"
-    finally:
-        tsa.solo_base.BaseMethod._BACKBONES.pop(tsa.TINY, None)
