@@ -12,9 +12,10 @@ from types import ModuleType
 
 #: What installs each optional stack (the extras of pyproject.toml).
 INSTALL = {
-    "lightly": 'pip install "w2reg[lightly]"  (lightly, torchvision and Lightning)',
+    "lightly": 'pip install "w2reg[lightly]"  (lightly, torchvision and Lightning; from a clone '
+    'of w2reg, which is not on PyPI yet: pip install -e ".[lightly]")',
     "lightning": 'pip install lightning  (or the extra of your library: "w2reg[lightly]", '
-    '"w2reg[solo]")',
+    '"w2reg[solo]"; from a clone: pip install -e ".[lightly]")',
 }
 
 

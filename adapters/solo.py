@@ -90,8 +90,9 @@ SUPPORTED_VERSIONS = (
 INSTALL_HINT = (
     "install it from source: pip install 'setuptools<81' wheel && pip install "
     "--no-build-isolation git+https://github.com/vturrisi/solo-learn (and w2reg's extra: "
-    "pip install 'w2reg[solo]'); w2reg's documentation, page Install (docs/install.md in its "
-    "source repository), has the steps and the versions we test"
+    "pip install -e '.[solo]' in a clone of w2reg, 'w2reg[solo]' once it is on PyPI); "
+    "w2reg's documentation, page Install (docs/install.md in its source repository), has the "
+    "steps and the versions we test"
 )
 
 
