@@ -2,8 +2,8 @@
 
 What a user's own module does there, for real, in every rank before ``main_pretrain.py`` runs:
 
-* adds a backbone to solo-learn's backbone table (here :data:`TINY`, a conv and a linear
-  layer, so that a 2-process CPU run takes seconds instead of minutes);
+* adds a backbone to solo-learn's backbone table (here :data:`TINY`,
+  ``solo_cfg.TinyBackbone``, so that a 2-process CPU run takes seconds instead of minutes);
 * adds a method class to ``solo.methods.METHODS`` (here ``rank_probe``: solo-learn's Barlow
   Twins, unchanged but for a record of what each rank computed), so that the entry script's
   ``register(ALL)`` makes ``method=rank_probe_w2`` available in every rank.
@@ -28,26 +28,12 @@ import torch
 from solo.methods import METHODS
 from solo.methods.barlow_twins import BarlowTwins
 from solo.methods.base import BaseMethod
+from solo_cfg import TinyBackbone
 from torch import nn
 
 TINY = "w2reg_probe_tiny"
 PROBE_DIR = "W2REG_PROBE_DIR"
 CIFAR_SUMS = "W2REG_PROBE_CIFAR_SUMS"
-
-
-class TinyBackbone(nn.Module):
-    """A 3 -> 8 channel conv and a linear layer: 16 features, any image size."""
-
-    num_features = 16
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.bn = nn.BatchNorm2d(8)
-        self.fc = nn.Linear(8, self.num_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
 
 
 def tiny_backbone(method: str, **kwargs: Any) -> nn.Module:
