@@ -210,9 +210,13 @@ def _warmup_cosine(step: int, total_steps: int, warmup_steps: int, end: float = 
 def _batches_per_epoch(trainer: Any) -> int | None:
     """The trainer's training batches per epoch, loading its dataloader if need be."""
     batches = getattr(trainer, "num_training_batches", None)
+    # a Trainer with only max_steps has not loaded the data when the optimizer is built;
+    # Lightning >= 2.0 loads it with fit_loop.setup_data(), 1.x with reset_train_dataloader()
     setup = getattr(getattr(trainer, "fit_loop", None), "setup_data", None)
-    if not (isinstance(batches, (int, float)) and math.isfinite(batches)) and callable(setup):
-        # a Trainer with only max_steps has not loaded the data when the optimizer is built
+    if not callable(setup):
+        reset = getattr(trainer, "reset_train_dataloader", None)
+        setup = (lambda: reset(trainer.lightning_module)) if callable(reset) else None
+    if not (isinstance(batches, (int, float)) and math.isfinite(batches)) and setup is not None:
         setup()
         batches = getattr(trainer, "num_training_batches", None)
     if isinstance(batches, (int, float)) and math.isfinite(batches) and batches > 0:
