@@ -98,7 +98,11 @@ def lightly_arms(device: torch.device, batch_size: int, method: str) -> list[Arm
     for w2 in (False, True):
         torch.manual_seed(0)
         kwargs: dict[str, Any] = {"w2_method": method} if w2 else {}
-        model = create_model("byol", w2=w2, batch_size=batch_size, **kwargs).to(device).train()
+        # outside a Trainer the recipe's schedules need the epoch's length: CIFAR-10's 50,000
+        model = create_model(
+            "byol", w2=w2, batch_size=batch_size, steps_per_epoch=50_000 // batch_size, **kwargs
+        )
+        model = model.to(device).train()
         (opt,), _ = model.configure_optimizers()
         arms.append(Arm(f"lightly byol{' + W2' if w2 else ''}", model, opt, batch, device))
     return arms
