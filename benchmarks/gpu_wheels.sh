@@ -16,12 +16,20 @@ PY="${PYTHON:-python3}"
 mkdir -p "$DEST"
 grep -qx '/.whl/' "$REPO/.git/info/exclude" 2>/dev/null \
     || echo '/.whl/' >> "$(git -C "$REPO" rev-parse --git-path info/exclude)"
-# lightly and its Hydra config stack; solo-learn's pins (lightning 2.1.2, torchmetrics < 0.12)
+# lightly and its Hydra config stack; solo-learn's pins (lightning 2.1.2, torchmetrics < 0.12);
+# setuptools < 81 for the pkg_resources that lightning 2.1.2 and solo-learn import
 "$PY" -m pip wheel --no-deps -q -w "$DEST" \
     lightly==1.6.0 "hydra-core>=1.3,<1.4" "omegaconf>=2.3,<2.4" antlr4-python3-runtime==4.9.3 \
-    lightning==2.1.2 torchmetrics==0.11.4
+    lightning==2.1.2 torchmetrics==0.11.4 "setuptools<81"
 if [ -f "$SOLO_ARCHIVE" ]; then
-    "$PY" -m pip wheel --no-deps --no-build-isolation -q -w "$DEST" "$SOLO_ARCHIVE"
+    # its setup.py imports pkg_resources: build it in a throwaway venv with setuptools < 81
+    # and wheel (the system Python's setuptools may lack bdist_wheel)
+    build=$(mktemp -d)
+    "$PY" -m venv "$build/venv"
+    "$build/venv/bin/python" -m pip install -q "setuptools<81" wheel
+    "$build/venv/bin/python" -m pip wheel --no-deps --no-build-isolation -q -w "$DEST" \
+        "$SOLO_ARCHIVE"
+    rm -rf "$build"
 else
     echo "solo-learn archive not found at $SOLO_ARCHIVE: the solo arm will be skipped" >&2
 fi
