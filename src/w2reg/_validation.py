@@ -9,8 +9,14 @@ device, fake tensors of ``torch.compile``'s tracing) are checked by shape only.
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any, Literal, overload
+
 import torch
 from torch import Tensor
+from torch._subclasses.fake_tensor import FakeTensor
 
 _STRICT = False
 
@@ -47,29 +53,89 @@ def strict_checks() -> bool:
 
 
 def is_compiling() -> bool:
-    """True while ``torch.compile`` (Dynamo) traces the caller; False on torch without it."""
-    compiler = getattr(torch, "compiler", None)
-    check = getattr(compiler, "is_compiling", None)  # torch >= 2.3
-    if check is None:
-        dynamo = getattr(torch, "_dynamo", None)
-        check = getattr(dynamo, "is_compiling", None)  # torch 2.0 - 2.2
-    return bool(check()) if check is not None else False
+    """True while ``torch.compile`` (Dynamo) traces the caller."""
+    check = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    if check is None:  # torch 2.1 - 2.2 (the declared floor is 2.1)
+        from torch import _dynamo
+
+        check = _dynamo.is_compiling
+    return bool(check())
 
 
 def has_data(t: Tensor) -> bool:
     """False for tensors that carry only metadata (``meta`` device, FakeTensor)."""
-    if t.device.type == "meta":
-        return False
-    try:
-        from torch._subclasses.fake_tensor import FakeTensor
-    except ImportError:  # pragma: no cover - very old torch
-        return True
-    return not isinstance(t, FakeTensor)
+    return t.device.type != "meta" and not isinstance(t, FakeTensor)
 
 
 def data_is_free(t: Tensor) -> bool:
     """True where reading values on the host costs no device synchronisation."""
     return t.device.type == "cpu" and has_data(t) and not is_compiling()
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is ``True`` or ``False`` (a ``numpy.bool_`` too), else ``ValueError``.
+
+    Strings, numbers and ``None`` are refused: ``normalize="no"`` is an error, not true.
+    """
+    kind = type(value)  # numpy.bool_ is named "bool" from NumPy 2 on
+    numpy_bool = kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool")
+    if isinstance(value, bool) or numpy_bool:
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+
+
+def _finite_real(value: Any, name: str, kind: str, ok: Callable[[float], bool]) -> float:
+    """``value`` as a float if it is a finite real number (not a bool) with ``ok``, else
+    ``ValueError``: ``"<name> must be <kind>, got <value>"``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+    number = float(value)
+    if not (math.isfinite(number) and ok(number)):
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return number
+
+
+def check_weight(value: Any, name: str) -> float:
+    """``value`` as a float if it is a finite real number ``>= 0`` (not a bool), else
+    ``ValueError`` naming ``name`` and the value."""
+    return _finite_real(value, name, "a finite, non-negative number", lambda x: x >= 0)
+
+
+def check_positive(value: Any, name: str, meaning: str = "") -> float:
+    """``value`` as a float if it is a finite real number ``> 0`` (not a bool), else
+    ``ValueError`` naming ``name``, what it is (``meaning``, e.g. "the whitening ridge") and
+    the value."""
+    what = f" ({meaning})" if meaning else ""
+    return _finite_real(value, name, f"> 0{what}, a finite number", lambda x: x > 0)
+
+
+@overload
+def check_int(value: Any, name: str, *, minimum: int, optional: Literal[False] = False) -> int: ...
+
+
+@overload
+def check_int(value: Any, name: str, *, minimum: int, optional: bool) -> int | None: ...
+
+
+def check_int(value: Any, name: str, *, minimum: int, optional: bool = False) -> int | None:
+    """``value`` as an int if it is an integer ``>= minimum`` (``None`` too when ``optional``).
+
+    ``2.5``, ``"500"`` and ``True`` are errors, not converted; the message names ``name``.
+    """
+    if value is None and optional:
+        return None
+    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    kind += " or None" if optional else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+    if int(value) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` as an int if it is an integer ``>= 1``, else ``ValueError`` naming ``name``."""
+    return check_int(value, name, minimum=1)
 
 
 def check_embeddings(z: Tensor, name: str = "z", *, min_rows: int = 2) -> None:

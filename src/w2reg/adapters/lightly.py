@@ -15,7 +15,8 @@ regularizer of Fang et al. (ICLR 2024, arXiv:2403.00642) to such a model is one 
 
 or, without touching the class, ``W2BYOL = w2_regularized(BYOL, weight=0.2)``.
 
-What the regularized class does (see :mod:`w2reg.adapters._lightning`):
+What the regularized class does (:mod:`w2reg.adapters._lightning`, on the one capture
+mechanism :mod:`w2reg.adapters.head`):
 
 * every output of ``projection_head`` computed *with gradients* during ``training_step``
   (all views, all crops) is captured at the head, before any ``detach`` or memory-bank
@@ -30,7 +31,7 @@ What the regularized class does (see :mod:`w2reg.adapters._lightning`):
   (``weight_t``) and ``train_w2_loss`` (``weight_t * W2``), per step and per epoch.
 
 Ready models of the eight methods of the paper are in :mod:`w2reg.adapters.lightly_methods`,
-re-exported here as :data:`METHODS` and :func:`create_model`.
+re-exported here as :data:`MODELS` (plain), :data:`W2_MODELS` and :func:`create_model`.
 """
 
 from __future__ import annotations
@@ -40,15 +41,19 @@ from typing import Any, TypeVar, overload
 
 from torch import nn
 
+from w2reg.terms import TermLike
+
 from ._lightning import (
     CHECKPOINT_KEY,
     LOG_TERM,
     LOG_W2,
     LOG_WEIGHT,
-    HeadRegularizer,
     WeightSpec,
+    check_spec,
+    log_keys,
     regularize_class,
 )
+from .head import HeadRegularizer
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -58,9 +63,12 @@ __all__ = [
     "LOG_W2",
     "LOG_WEIGHT",
     "METHODS",
+    "MODELS",
     "W2_METHODS",
+    "W2_MODELS",
     "HeadRegularizer",
     "create_model",
+    "log_keys",
     "w2_regularized",
 ]
 
@@ -71,6 +79,8 @@ def w2_regularized(
     *,
     head: str = ...,
     weight: WeightSpec = ...,
+    term: TermLike = ...,
+    term_name: str | None = ...,
     normalize: bool = ...,
     gather_distributed: bool = ...,
     name: str | None = ...,
@@ -84,6 +94,8 @@ def w2_regularized(
     *,
     head: str = ...,
     weight: WeightSpec = ...,
+    term: TermLike = ...,
+    term_name: str | None = ...,
     normalize: bool = ...,
     gather_distributed: bool = ...,
     name: str | None = ...,
@@ -96,31 +108,37 @@ def w2_regularized(
     *,
     head: str = "projection_head",
     weight: WeightSpec = 1.0,
+    term: TermLike = "w2",
+    term_name: str | None = None,
     normalize: bool = True,
     gather_distributed: bool = False,
     name: str | None = None,
     method: str = "auto",
 ) -> Any:
-    """Add ``weight_t * W2(online projections)`` to a lightly LightningModule's loss.
+    """Add ``weight_t * term(online projections)`` (default: W2) to a lightly model's loss.
 
     Usable as a bare decorator (``@w2_regularized``), a decorator with arguments
     (``@w2_regularized(weight=0.2)``) or a class factory
     (``W2SimCLR = w2_regularized(SimCLR, weight=0.5)``). The given class is not modified;
-    a subclass is returned.
+    a subclass is returned. Every setting is checked here (a ``ValueError`` names a bad one).
 
     Args:
         cls: the LightningModule class (lightly-style) to regularize.
         head: dotted name of the submodule whose output is the online projection
-            (lightly's examples call it ``projection_head``). A ``ValueError`` naming the
-            model's top-level modules is raised when the model is constructed without it,
-            and a ``RuntimeError`` when it produced no output with gradients in a step.
+            (lightly's examples call it ``projection_head``), looked up again at every step.
+            A ``ValueError`` naming the model's top-level modules is raised when the model is
+            constructed without it, and a ``RuntimeError`` when it produced no output with
+            gradients in a step.
         weight: a number, a :class:`w2reg.Schedule` (e.g. ``LinearDecay(30, 0)``, whose
             horizon defaults to ``trainer.max_epochs``), or a callable taking the
-            constructed model and returning one. Paper values: MoCo v2 1.0, BYOL 0.2,
-            BarlowTwins ``LinearDecay(30, 0)``, Zero-CL 30 (for losses scaled as in
-            :mod:`w2reg.adapters.lightly_methods`).
-        normalize: L2-normalise the projections before W2 (the paper does).
-        gather_distributed: compute W2 on the global batch of all ranks (DDP).
+            constructed model and returning one (a module-level function, so the class
+            pickles). The right number depends on the loss: docs/lightly.md.
+        term: ``"w2"`` (default), ``"lu"`` (Wang & Isola's L_U) or a callable
+            ``term(z) -> scalar`` of the concatenated projections, e.g. lightly's
+            ``SIGReg()`` (:mod:`w2reg.terms`).
+        term_name: a callable term's name in the logs (default: its class or function name).
+        normalize: L2-normalise the projections first (``"w2"``, ``"lu"``; the paper does).
+        gather_distributed: compute the term on the global batch of all ranks (DDP).
         name: ``__name__`` of the returned class. Default: the name of ``cls``, so that a
             decorated class keeps the name it is bound to in its module (and pickles).
         method: how W2's nuclear norm is computed: ``"auto"`` (default: matrix products
@@ -130,14 +148,30 @@ def w2_regularized(
     Returns:
         The regularized subclass, or a decorator when ``cls`` is omitted. Its instances
         carry the regularizer as ``model.w2reg`` (``model.w2reg.loss`` is the
-        :class:`w2reg.W2Uniformity`).
+        :class:`w2reg.Regularizer`). It logs ``train_w2_uniformity``, ``train_w2_weight``
+        and ``train_w2_loss`` (for another term ``<name>``: ``train_<name>``, ...).
     """
+    options = {
+        "cls": None,
+        "head": head,
+        "weight": weight,
+        "term": term,
+        "term_name": term_name,
+        "normalize": normalize,
+        "gather_distributed": gather_distributed,
+        "method": method,
+        "options": None,
+        "name": name,
+    }
+    check_spec(options)  # at decoration, before any class is made
 
     def wrap(target: type[M]) -> type[M]:
         return regularize_class(
             target,
             head=head,
             weight=weight,
+            term=term,
+            term_name=term_name,
             normalize=normalize,
             gather_distributed=gather_distributed,
             name=name or target.__name__,
@@ -154,4 +188,4 @@ def w2_regularized(
     return wrap(cls)
 
 
-from .lightly_methods import METHODS, W2_METHODS, create_model  # noqa: E402
+from .lightly_methods import METHODS, MODELS, W2_METHODS, W2_MODELS, create_model  # noqa: E402

@@ -1,7 +1,7 @@
 """``||X||_*`` from a float32 eigendecomposition, checked, with a float64 fallback: ``"eigh32"``.
 
-The CPU's fast path. On a CPU the float64 eigendecomposition of the exact method costs about
-twice a float32 one, which is most of W2's time at moderate sizes. This method:
+The CPU's fast path: a float32 eigendecomposition instead of the exact method's float64 one
+(the timings: docs/speed.md). This method:
 
 1. eigendecomposes the Gram matrix on the smaller side (``X X^T`` when ``N < m``, else
    ``X^T X``) in **float32**: eigenvectors ``w_i``;

@@ -10,7 +10,6 @@ Learning", ICLR 2024, arXiv:2403.00642.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -18,8 +17,8 @@ from torch import Tensor
 
 from ._distributed import gather
 from ._methods import check_method, resolve_method
-from ._validation import check_embeddings, check_pair
-from ._w2core import unit_rows, w2_squared, work_dtype
+from ._validation import check_bool, check_embeddings, check_pair
+from ._w2core import autocast_off, unit_rows, w2_squared, work_dtype
 
 __all__ = [
     "w2_uniformity",
@@ -33,11 +32,10 @@ __all__ = [
 
 
 def _safe_sqrt(x: Tensor) -> Tensor:
-    """sqrt with gradient 0 (a subgradient) instead of Inf where ``x == 0``."""
+    """sqrt with gradient 0 (a subgradient) instead of Inf where ``x == 0``; NaN stays NaN
+    (``x * 0``: an unchecked NaN input must not come out as W2 = 0)."""
     positive = x > 0
-    return torch.where(
-        positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x)
-    )
+    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), x * 0)
 
 
 def normalize_rows(x: Tensor) -> Tensor:
@@ -55,20 +53,16 @@ def normalize_rows(x: Tensor) -> Tensor:
     return unit_rows(x).to(x.dtype)
 
 
-def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """Autocast disabled for ``device``; nothing to disable where it has no autocast (meta)."""
-    if device.type == "meta":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, enabled=False)
-
-
 def _w2_float64(
     z: Tensor, *, normalize: bool, squared: bool, gather_distributed: bool, method: str
 ) -> Tensor:
     """W2 (or W2^2) of ``z`` as a float64 scalar, autograd-connected to ``z``."""
     check_embeddings(z, "z")
+    check_bool(normalize, "normalize")
+    check_bool(squared, "squared")
+    check_bool(gather_distributed, "gather_distributed")
     method = resolve_method(check_method(method), z)
-    with _autocast_off(z.device):
+    with autocast_off(z.device):
         x = unit_rows(z) if normalize else z.to(work_dtype(z.dtype))
         if gather_distributed:
             x = gather(x)
@@ -88,7 +82,7 @@ def w2_uniformity(
 
     With ``mu`` the mean of the rows of ``z`` and ``S = (z - mu)^T (z - mu) / N`` their
     covariance (divided by ``N``, not ``N - 1``), the closed form of W2 between Gaussians
-    gives
+    gives (Fang et al., ICLR 2024, Sec. 4)
 
     .. math::
 
@@ -112,35 +106,36 @@ def w2_uniformity(
         gather_distributed: with an initialised process group, compute on the rows of all
             ranks (gathered with gradients; every rank must hold the same ``N``, compared on
             the first call). A no-op without a process group.
-        method: how ``||X||_*`` is computed (:data:`w2reg.METHODS`):
+        method: how ``||X||_*`` is computed, one of :data:`w2reg.METHODS`:
 
             * ``"exact"``: float64 eigendecomposition of the smaller Gram matrix with a
               closed-form backward; float64-accurate and collapse-safe (directions below
               1e-6 of the top singular value get a damped gradient).
             * ``"iterative"``: the polar factor from nine float32 matrix-product steps
-              (minimax odd quintics, Amsel et al. 2025), TF32 off on CUDA. No eigensolver
-              and no host synchronisation. W2 within 1e-4 relative of float64 (about 1e-8 on
-              Gaussian embeddings); gradient within 1e-3 in every direction above 1e-3 of
-              the top singular value, damped (``p(s) < 1``) below about 1e-4 of it.
-            * ``"eigh32"``: float32 eigendecomposition with float64 Rayleigh-quotient values,
-              used only when float32 resolves the spectrum (no singular value between 1e-5
-              and 0.02 of the top one), else the exact method. Reads the spectrum on the
-              host, so meant for CPUs.
-            * ``"auto"`` (default): ``"exact"`` for float64 input; ``"eigh32"`` on CPU
-              (measured 1.2x the speed of the float32 eigh recipe at (512, 256), where
-              ``"exact"`` is 0.7x and ``"iterative"`` 0.5x); ``"exact"`` on CPU under
-              ``torch.compile``; ``"iterative"`` on CUDA and other accelerators (no
-              eigensolver latency or host sync; chosen from the H200 measurements of the
-              exact path, see :func:`w2reg._methods.resolve_method`).
+              (minimax odd quintics, Amsel et al. 2025), TF32 off on CUDA; no eigensolver,
+              no host synchronisation. W2 within 1e-4 relative of float64; gradient within
+              1e-3 in every direction above 1e-3 of the top singular value, damped below
+              about 1e-4 of it.
+            * ``"eigh32"``: float32 eigendecomposition with float64 Rayleigh-quotient
+              values, used only when float32 resolves the spectrum, else the exact result.
+              Reads the spectrum on the host, so meant for CPUs.
+            * ``"auto"`` (default): ``"exact"`` for float64 input, ``"eigh32"`` on CPU
+              (``"exact"`` under ``torch.compile``), ``"iterative"`` on CUDA and other
+              accelerators (the rule: :func:`w2reg._methods.resolve_method`; the
+              measurements behind it: docs/speed.md).
 
     Returns:
         A scalar tensor of the dtype of ``z``.
 
     Example:
+        >>> _ = torch.manual_seed(0)
         >>> z = torch.randn(512, 128)
-        >>> w2_uniformity(z)            # about 0.4: near the finite-sample floor
-        >>> w2_uniformity(z[:, :1].repeat(1, 128))  # complete dimensional collapse: larger
-        >>> w2_uniformity(z, method="iterative")    # matrix products only (GPU default)
+        >>> round(float(w2_uniformity(z)), 2)  # the finite-sample floor of 512 rows in 128-D
+        0.26
+        >>> round(float(w2_uniformity(z[:, :1].repeat(1, 128))), 2)  # dimensional collapse
+        1.35
+        >>> round(float(w2_uniformity(z, method="iterative")), 2)  # matrix products only
+        0.26
     """
     value = _w2_float64(
         z,
@@ -169,6 +164,7 @@ def wang_isola_uniformity(z: Tensor, *, t: float = 2.0, normalize: bool = True) 
         A scalar tensor of the dtype of ``z``. Memory is ``O(N^2)``.
     """
     check_embeddings(z, "z")
+    check_bool(normalize, "normalize")
     x = z.to(torch.float64)
     if normalize:
         x = normalize_rows(x)
@@ -187,9 +183,11 @@ def alignment(z1: Tensor, z2: Tensor, *, alpha: float = 2.0, normalize: bool = T
         normalize: L2-normalise the rows first.
     """
     check_pair(z1, z2)
+    check_bool(normalize, "normalize")
     if normalize:
         z1, z2 = normalize_rows(z1), normalize_rows(z2)
-    return (z1 - z2).norm(dim=1).pow(alpha).mean()
+    distances: Tensor = torch.linalg.vector_norm(z1 - z2, dim=1)
+    return distances.pow(alpha).mean()
 
 
 def align_uniform_loss(
@@ -225,12 +223,15 @@ def singular_values(z: Tensor, *, normalize: bool = True, center: bool = True) -
         ``(min(N, m),)`` tensor in the dtype of ``z``.
     """
     check_embeddings(z, "z", min_rows=1)
+    check_bool(normalize, "normalize")
+    check_bool(center, "center")
     x = z.detach().to(torch.float64)
     if normalize:
         x = normalize_rows(x)
     if center:
         x = x - x.mean(dim=0)
-    return torch.linalg.svdvals(x / math.sqrt(x.shape[0])).to(z.dtype)
+    spectrum: Tensor = torch.linalg.svdvals(x / math.sqrt(x.shape[0]))
+    return spectrum.to(z.dtype)
 
 
 def effective_rank(z: Tensor, *, eps: float = 1e-7) -> Tensor:

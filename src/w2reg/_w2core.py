@@ -30,6 +30,7 @@ and, with ``P = d||X||_*/dX`` the polar factor (from the method) and ``P_bar`` i
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -45,9 +46,20 @@ def work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """Autocast disabled for ``device``; nothing to disable where it has no autocast (meta).
+
+    The core's losses compute in :func:`work_dtype` inside this block, so an enclosing
+    ``torch.autocast`` region does not narrow their products to bf16/fp16.
+    """
+    if device.type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
 class _UnitRows(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, z: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, z: Tensor) -> Tensor:
         if z.dtype == torch.float64:
             # float64 squares can under/overflow: divide by each row's largest entry first
             scale = z.abs().amax(dim=1, keepdim=True)
@@ -64,7 +76,7 @@ class _UnitRows(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         y, norm = ctx.saved_tensors
         radial = (y * grad).sum(dim=1, keepdim=True)
         return torch.addcmul(grad, y, radial, value=-1.0).div_(norm).to(ctx.in_dtype)
@@ -72,26 +84,27 @@ class _UnitRows(torch.autograd.Function):
 
 def unit_rows(z: Tensor) -> Tensor:
     """Rows of unit norm in the work dtype, for any row scale; zero rows stay zero."""
-    return _UnitRows.apply(z)
+    rows: Tensor = _UnitRows.apply(z)
+    return rows
 
 
 class _W2Squared(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, method: str) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: Tensor, method: str) -> Tensor:
         n, m = x.shape
         value_of, _ = IMPLEMENTATIONS[method]
         mu = x.mean(dim=0, dtype=torch.float64)
         xc = x - mu.to(x.dtype)
         frob_sq = torch.linalg.vector_norm(xc, dtype=torch.float64).square() / n
         nuc, saved, left = value_of(xc, ctx.needs_input_grad[0])
-        w2_sq = mu.dot(mu) + 1.0 + frob_sq - (2.0 / math.sqrt(m * n)) * nuc
+        w2_sq: Tensor = mu.dot(mu) + 1.0 + frob_sq - (2.0 / math.sqrt(m * n)) * nuc
         ctx.save_for_backward(xc, mu, *saved)
         ctx.method, ctx.left = method, left
         return w2_sq
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         xc, mu, *saved = ctx.saved_tensors
         n, m = xc.shape
         _, polar_of = IMPLEMENTATIONS[ctx.method]
@@ -105,4 +118,5 @@ class _W2Squared(torch.autograd.Function):
 
 def w2_squared(x: Tensor, method: str) -> Tensor:
     """``W2^2`` (float64 scalar, not clamped) of the rows ``x`` by a resolved ``method``."""
-    return _W2Squared.apply(x, method)
+    value: Tensor = _W2Squared.apply(x, method)
+    return value

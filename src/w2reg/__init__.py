@@ -7,6 +7,7 @@ ICLR 2024, arXiv:2403.00642. Pure PyTorch; the lightly and solo-learn bindings l
 
 from ._methods import METHODS
 from ._validation import set_strict_checks
+from .floor import w2_floor, w2_lower_bound
 from .functional import (
     align_uniform_loss,
     alignment,
@@ -15,8 +16,9 @@ from .functional import (
     w2_uniformity,
     wang_isola_uniformity,
 )
-from .losses import AlignUniformLoss, W2Uniformity
+from .losses import AlignUniformLoss, Regularizer, W2Uniformity
 from .schedules import Constant, LinearDecay, Schedule, as_schedule
+from .terms import TERMS, Term, as_term
 from .zero_cl import ZeroCLLoss, zero_cl_loss
 
 __version__ = "0.1.0"
@@ -26,15 +28,21 @@ __all__ = [
     "Constant",
     "LinearDecay",
     "METHODS",
+    "Regularizer",
     "Schedule",
+    "TERMS",
+    "Term",
     "W2Uniformity",
     "ZeroCLLoss",
     "align_uniform_loss",
     "alignment",
     "as_schedule",
+    "as_term",
     "set_strict_checks",
     "effective_rank",
     "singular_values",
+    "w2_floor",
+    "w2_lower_bound",
     "w2_uniformity",
     "wang_isola_uniformity",
     "zero_cl_loss",

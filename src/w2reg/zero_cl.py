@@ -64,7 +64,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._validation import check_pair
+from ._validation import check_pair, check_positive, check_weight
+from ._w2core import autocast_off, work_dtype
 
 __all__ = ["ZeroCLLoss", "zero_cl_loss", "zero_fcl_loss", "zero_icl_loss"]
 
@@ -72,10 +73,6 @@ __all__ = ["ZeroCLLoss", "zero_cl_loss", "zero_fcl_loss", "zero_icl_loss"]
 DEFAULT_EPS = 1e-2
 #: Variance floor of the standardisation, inside the square root.
 DEFAULT_STD_EPS = 1e-5
-
-
-def _compute_dtype(z: Tensor) -> torch.dtype:
-    return torch.float64 if z.dtype == torch.float64 else torch.float32
 
 
 def _standardize(x: Tensor, dim: int, std_eps: float) -> Tensor:
@@ -97,10 +94,23 @@ def _zca(x: Tensor, eps: float) -> Tensor:
         cov = (cov + cov.transpose(0, 1)) / 2
         evals, evecs = torch.linalg.eigh(cov)
         inv_sqrt = torch.rsqrt(evals.clamp_min(0.0) + eps)
-        return (evecs * inv_sqrt) @ evecs.transpose(0, 1)
+        whitening: Tensor = (evecs * inv_sqrt) @ evecs.transpose(0, 1)
+        return whitening
 
 
-def _check(z1: Tensor, z2: Tensor, eps: float, std_eps: float) -> None:
+def _check_settings(
+    eps: object, std_eps: object, instance_weight: object, feature_weight: object
+) -> tuple[float, float, float, float]:
+    """The four settings as floats, each checked (the message names it)."""
+    return (
+        check_positive(eps, "eps", "the whitening ridge"),
+        check_positive(std_eps, "std_eps", "the variance floor"),
+        check_weight(instance_weight, "instance_weight"),
+        check_weight(feature_weight, "feature_weight"),
+    )
+
+
+def _check_views(z1: Tensor, z2: Tensor) -> None:
     check_pair(z1, z2)
     n, m = z1.shape
     if n < 2 or m < 2:
@@ -108,10 +118,6 @@ def _check(z1: Tensor, z2: Tensor, eps: float, std_eps: float) -> None:
             "Zero-CL needs at least 2 rows and 2 columns in z1 and z2 (standardisation over "
             f"the batch and over the features), got shape {tuple(z1.shape)}"
         )
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0 (the whitening ridge), got {eps!r}")
-    if not std_eps > 0:
-        raise ValueError(f"std_eps must be > 0 (the variance floor), got {std_eps!r}")
 
 
 def _fcl(x1: Tensor, x2: Tensor, eps: float, std_eps: float) -> Tensor:
@@ -137,9 +143,12 @@ def _run(
     instance_weight: float,
     feature_weight: float,
 ) -> Tensor:
-    _check(z1, z2, eps, std_eps)
-    dtype = _compute_dtype(z1)
-    with torch.autocast(device_type=z1.device.type, enabled=False):
+    eps, std_eps, instance_weight, feature_weight = _check_settings(
+        eps, std_eps, instance_weight, feature_weight
+    )
+    _check_views(z1, z2)
+    dtype = work_dtype(z1.dtype)
+    with autocast_off(z1.device):
         x1, x2 = z1.to(dtype), z2.to(dtype)
         total = x1.new_zeros(())
         if instance_weight != 0:
@@ -152,16 +161,10 @@ def _run(
 def zero_fcl_loss(
     z1: Tensor, z2: Tensor, *, eps: float = DEFAULT_EPS, std_eps: float = DEFAULT_STD_EPS
 ) -> Tensor:
-    r"""Zero-FCL, the feature-wise term: ``sum_j (1 - C^F_jj)^2`` (see the module docstring).
+    r"""Zero-FCL alone, ``sum_j (1 - C^F_jj)^2``: :func:`zero_cl_loss` with ``instance_weight=0``.
 
-    Args:
-        z1, z2: ``(N, m)`` projections of two views; ``N, m >= 2``.
-        eps: ridge added to the eigenvalues of the ``m x m`` feature correlation.
-        std_eps: variance floor of the per-feature standardisation.
-
-    Returns:
-        A scalar tensor in the dtype of ``z1``; 0 <= value, about 0 for identical views when
-        ``N - 1 >= m`` and ``eps`` is small.
+    ``eps`` is the ridge of the ``m x m`` feature correlation. About 0 for identical views
+    when ``N - 1 >= m`` and ``eps`` is small.
     """
     return _run(z1, z2, eps, std_eps, 0.0, 1.0)
 
@@ -169,17 +172,9 @@ def zero_fcl_loss(
 def zero_icl_loss(
     z1: Tensor, z2: Tensor, *, eps: float = DEFAULT_EPS, std_eps: float = DEFAULT_STD_EPS
 ) -> Tensor:
-    r"""Zero-ICL, the instance-wise term: ``sum_i (1 - C^I_ii)^2`` (see the module docstring).
-
-    Args:
-        z1, z2: ``(N, m)`` projections of two views; ``N, m >= 2``.
-        eps: ridge added to the eigenvalues of the ``N x N`` instance correlation.
-        std_eps: variance floor of the per-instance standardisation.
-
-    Returns:
-        A scalar tensor in the dtype of ``z1``; about 0 for identical views when
-        ``m - 1 >= N`` and ``eps`` is small.
-    """
+    r"""Zero-ICL alone, ``sum_i (1 - C^I_ii)^2``: :func:`zero_cl_loss` with ``feature_weight=0``
+    (the instance-wise twin of :func:`zero_fcl_loss`: ``eps`` ridges the ``N x N`` instance
+    correlation; about 0 for identical views when ``m - 1 >= N``)."""
     return _run(z1, z2, eps, std_eps, 1.0, 0.0)
 
 
@@ -224,8 +219,11 @@ def zero_cl_loss(
             non-finite or mismatched inputs, or fewer than 2 rows or columns.
 
     Example:
-        >>> z1, z2 = torch.randn(256, 128), torch.randn(256, 128)
-        >>> loss = zero_cl_loss(z1, z2)
+        >>> _ = torch.manual_seed(0)
+        >>> z1 = torch.randn(256, 128)
+        >>> aligned, unrelated = z1 + 0.1 * torch.randn(256, 128), torch.randn(256, 128)
+        >>> round(float(zero_cl_loss(z1, aligned))), round(float(zero_cl_loss(z1, unrelated)))
+        (67, 388)
     """
     return _run(z1, z2, eps, std_eps, instance_weight, feature_weight)
 
@@ -240,8 +238,14 @@ class ZeroCLLoss(nn.Module):
         std_eps: variance floor of the standardisations.
 
     Example:
+        >>> _ = torch.manual_seed(0)
+        >>> head = nn.Linear(32, 16)  # stands for projection_head(backbone(.))
+        >>> x0, x1 = torch.randn(64, 32), torch.randn(64, 32)
         >>> criterion = ZeroCLLoss()
-        >>> loss = criterion(projection_head(backbone(x0)), projection_head(backbone(x1)))
+        >>> loss = criterion(head(x0), head(x1))
+        >>> loss.backward()
+        >>> loss.shape, head.weight.grad.shape
+        (torch.Size([]), torch.Size([16, 32]))
     """
 
     def __init__(
@@ -253,14 +257,9 @@ class ZeroCLLoss(nn.Module):
         std_eps: float = DEFAULT_STD_EPS,
     ) -> None:
         super().__init__()
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0 (the whitening ridge), got {eps!r}")
-        if not std_eps > 0:
-            raise ValueError(f"std_eps must be > 0 (the variance floor), got {std_eps!r}")
-        self.instance_weight = float(instance_weight)
-        self.feature_weight = float(feature_weight)
-        self.eps = float(eps)
-        self.std_eps = float(std_eps)
+        self.eps, self.std_eps, self.instance_weight, self.feature_weight = _check_settings(
+            eps, std_eps, instance_weight, feature_weight
+        )
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         """Zero-CL loss of two ``(N, m)`` views, see :func:`zero_cl_loss`."""

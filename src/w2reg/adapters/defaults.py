@@ -38,7 +38,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["ALIASES", "DEFAULTS", "PAPER_METHODS", "DefaultWeight", "canonical", "default_weights"]
+from w2reg.schedules import LinearDecay, WeightLike
+from w2reg.terms import TermLike
+
+__all__ = [
+    "ALIASES",
+    "DEFAULTS",
+    "LU_RELATIVE_WEIGHT",
+    "PAPER_METHODS",
+    "DefaultWeight",
+    "canonical",
+    "default_weight",
+    "default_weights",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,10 @@ class DefaultWeight:
         source: ``"paper"`` (Fang et al., Table 5 / run scripts) or ``"ours"``.
         loss: the loss scale these numbers are set against (the reference loss).
         why: where the numbers come from; for ``"ours"``, the argument.
+        alignment: the multiple of the alignment ``L_A`` (of L2-normalised projections) the
+            reference loss contains (Wang & Isola's decomposition; ``None``: no alignment
+            term). The yardstick of the weights that are ours, and of the weights of other
+            regularizers (:mod:`w2reg.adapters.lightly_terms`).
     """
 
     title: str
@@ -60,6 +76,7 @@ class DefaultWeight:
     source: str
     loss: str
     why: str
+    alignment: float | None = None
 
 
 _INFONCE_ARGUMENT = (
@@ -79,6 +96,7 @@ DEFAULTS: Mapping[str, DefaultWeight] = MappingProxyType(
             "InfoNCE per pair of views)",
             f"{_INFONCE_ARGUMENT}. SimCLR's W2 without the term (1.04 on CIFAR-10) is as high "
             "as MoCo v2's (1.06), so the same relative strength is warranted.",
+            alignment=2.5,
         ),
         "mocov2": DefaultWeight(
             "MoCo v2",
@@ -88,6 +106,7 @@ DEFAULTS: Mapping[str, DefaultWeight] = MappingProxyType(
             "the sum of the two directional InfoNCE terms InfoNCE(q1, k2) + InfoNCE(q2, k1) at "
             "T = 0.2 against a queue of 4096 keys (the paper's code)",
             "Paper: 1.0, constant (run_moco+w2.sh: --lambd_max 1.0 --lambd_min 1.0).",
+            alignment=5.0,
         ),
         "nnclr": DefaultWeight(
             "NNCLR",
@@ -98,6 +117,7 @@ DEFAULTS: Mapping[str, DefaultWeight] = MappingProxyType(
             "two directions",
             f"The loss is on SimCLR's scale: {_INFONCE_ARGUMENT}. NNCLR's W2 without the term "
             "(1.23) is the highest of the contrastive methods in the paper.",
+            alignment=2.5,
         ),
         "byol": DefaultWeight(
             "BYOL",
@@ -106,6 +126,7 @@ DEFAULTS: Mapping[str, DefaultWeight] = MappingProxyType(
             "paper",
             "the sum over both directions of 2 - 2 cos(p_i, target_j) (the paper's code)",
             "Paper: 0.2, constant (run_byol+w2.sh: --lambd_max 0.2 --lambd_min 0.2).",
+            alignment=2.0,
         ),
         "simsiam": DefaultWeight(
             "SimSiam",
@@ -115,6 +136,7 @@ DEFAULTS: Mapping[str, DefaultWeight] = MappingProxyType(
             "BYOL's: the sum over both directions of 2 - 2 cos(p_i, stopgrad(z_j))",
             "SimSiam is BYOL's objective without the momentum target; on BYOL's loss scale and "
             "with BYOL's W2 without the term (1.19 vs 1.21 in the paper) it takes BYOL's 0.2.",
+            alignment=2.0,
         ),
         "align_uniform": DefaultWeight(
             "AlignUniform",
@@ -125,6 +147,7 @@ DEFAULTS: Mapping[str, DefaultWeight] = MappingProxyType(
             "L_A enters with weight 1, so the paper's MoCo v2 ratio (0.2 W2 per unit of L_A) "
             "gives 0.2. The method already has a uniformity term; W2 complements it rather "
             "than replaces it, and 0.2 keeps it from dominating the alignment.",
+            alignment=1.0,
         ),
         "barlow_twins": DefaultWeight(
             "Barlow Twins",
@@ -149,6 +172,12 @@ DEFAULTS: Mapping[str, DefaultWeight] = MappingProxyType(
 #: The paper's eight methods, in the order of its tables (keys of :data:`DEFAULTS`).
 PAPER_METHODS: tuple[str, ...] = tuple(DEFAULTS)
 
+#: The weight of the ``+ L_U`` arm (Wang & Isola's uniformity, the paper's baseline) as a
+#: multiple of the method's W2 weight: the authors' repository states no L_U weight, so this
+#: is the best of a small sweep (0.3, 1, 3) on a held-out split of the *training* images
+#: (MoCo v2 and BYOL, kNN and linear probe; docs/study.md, benchmarks/results/lu_sweep_cpu/).
+LU_RELATIVE_WEIGHT = 0.3
+
 #: Other libraries' names of the same methods -> the keys of :data:`DEFAULTS`.
 ALIASES: Mapping[str, str] = MappingProxyType({"mocov2plus": "mocov2"})
 
@@ -156,20 +185,42 @@ ALIASES: Mapping[str, str] = MappingProxyType({"mocov2plus": "mocov2"})
 def canonical(method: str) -> str:
     """The :data:`DEFAULTS` key of ``method`` (``"mocov2plus"`` -> ``"mocov2"``; ``-`` -> ``_``).
 
+    The one normalisation of method names (the ready models' ``create_model``, the weights).
+
     Raises:
-        KeyError: ``method`` is not one of the paper's eight methods (message lists them).
+        ValueError: ``method`` is not one of the paper's eight methods (message lists them).
     """
-    key = str(method).lower().replace("-", "_")
+    key = method.lower().replace("-", "_") if isinstance(method, str) else method
     key = ALIASES.get(key, key)
     if key not in DEFAULTS:
-        raise KeyError(
-            f"method {method!r} is not one of the paper's eight methods {PAPER_METHODS} "
-            f"(aliases: {dict(ALIASES)})"
+        raise ValueError(
+            f"method must be one of the paper's eight methods {list(PAPER_METHODS)} "
+            f"(aliases: {dict(ALIASES)}), got {method!r}"
         )
-    return key
+    return str(key)
 
 
-def default_weights(method: str) -> tuple[float, float]:
-    """``(a_max, a_min)`` of ``method`` on its reference loss scale (see :data:`DEFAULTS`)."""
+def default_weights(method: str, term: TermLike = "w2") -> tuple[float, float]:
+    """``(a_max, a_min)`` of ``method`` for ``term`` on its reference loss scale.
+
+    W2: the table (:data:`DEFAULTS`). ``"lu"``: :data:`LU_RELATIVE_WEIGHT` times W2's (the
+    same schedule, scaled). A callable term has no default weight.
+
+    Raises:
+        ValueError: an unknown method, or a term without a default (give the weight).
+    """
     entry = DEFAULTS[canonical(method)]
-    return entry.start, entry.end
+    if isinstance(term, str) and term == "w2":
+        return entry.start, entry.end
+    if isinstance(term, str) and term == "lu":
+        return LU_RELATIVE_WEIGHT * entry.start, LU_RELATIVE_WEIGHT * entry.end
+    raise ValueError(
+        f"term {term!r} has no default weight; give the weight with it (w2_weight=...)"
+    )
+
+
+def default_weight(method: str, term: TermLike = "w2", *, epochs: int | None = None) -> WeightLike:
+    """The default weight of ``term`` for ``method``: a number, or a :class:`w2reg.LinearDecay`
+    over ``epochs`` (``None``: the run's planned epochs) where the default decays."""
+    start, end = default_weights(method, term)
+    return start if start == end else LinearDecay(start, end, epochs=epochs)

@@ -13,34 +13,13 @@ and ``> 0`` for a length. Every error names the argument and the value it got.
 
 from __future__ import annotations
 
-import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-
-def _check_weight(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a finite, non-negative number, got {value!r} ({type(value).__name__})"
-        )
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite, non-negative number, got {value!r}")
-    return value
-
-
-def _check_int(value: Any, name: str, *, minimum: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        kind = "a positive integer" if minimum > 0 else "an integer >= 0"
-        kind += " or None" if optional else ""
-        raise ValueError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
+from ._validation import check_int as _check_int
+from ._validation import check_weight as _check_weight
 
 
 class Schedule(ABC):
@@ -61,7 +40,7 @@ class Schedule(ABC):
             ValueError: ``epoch`` is not an integer ``>= 0``, or ``total_epochs`` is neither
                 ``None`` nor a positive integer.
         """
-        self.epoch = _check_int(epoch, "epoch", minimum=0)  # type: ignore[assignment]
+        self.epoch = _check_int(epoch, "epoch", minimum=0)
         total = _check_int(total_epochs, "total_epochs", minimum=1, optional=True)
         if total is not None:
             self.total_epochs = total
@@ -75,8 +54,8 @@ class Schedule(ABC):
         ``epochs`` (a length or ``None``) for w2reg's schedules; none for a user's own."""
         return {}
 
-    def _load_params(self, **params: Any) -> None:
-        """Take the parameters of :meth:`_params` from a checked state."""
+    def _load_params(self, params: Mapping[str, Any]) -> None:
+        """Take the parameters of :meth:`_params` (the same keys) from a checked state."""
         for key, value in params.items():
             setattr(self, key, value)
 
@@ -88,7 +67,7 @@ class Schedule(ABC):
     def __call__(self, epoch: int | None = None) -> float:
         if epoch is None:
             return self.value
-        return self.value_at(_check_int(epoch, "epoch", minimum=0), self.total_epochs)  # type: ignore[arg-type]
+        return self.value_at(_check_int(epoch, "epoch", minimum=0), self.total_epochs)
 
     def state_dict(self) -> dict[str, Any]:
         """The schedule's position and parameters; the same keys for every schedule."""
@@ -127,15 +106,15 @@ class Schedule(ABC):
         total = _check_int(
             state.get("total_epochs"), "state['total_epochs']", minimum=1, optional=True
         )
-        values = {}
+        values: dict[str, Any] = {}
         for key, default in params.items():
             value, name = state.get(key, default), f"state[{key!r}]"
             if key == "epochs":
                 values[key] = _check_int(value, name, minimum=1, optional=True)
             else:
                 values[key] = _check_weight(value, name)
-        self._load_params(**values)
-        self.epoch, self.total_epochs = epoch, total  # type: ignore[assignment]
+        self._load_params(values)
+        self.epoch, self.total_epochs = epoch, total
 
 
 class Constant(Schedule):
@@ -150,12 +129,15 @@ class Constant(Schedule):
         self.constant = _check_weight(value, "value")
 
     def value_at(self, epoch: int, total_epochs: int | None = None) -> float:
+        _check_int(epoch, "epoch", minimum=0)
+        _check_int(total_epochs, "total_epochs", minimum=1, optional=True)
         return self.constant
 
     def _params(self) -> dict[str, Any]:
         return {"start": self.constant, "end": self.constant, "epochs": None}
 
-    def _load_params(self, start: float, end: float, epochs: int | None) -> None:  # type: ignore[override]
+    def _load_params(self, params: Mapping[str, Any]) -> None:
+        start, end = params["start"], params["end"]
         if start != end:
             raise ValueError(
                 f"state['start'] ({start}) and state['end'] ({end}) differ: a decaying "
@@ -191,7 +173,9 @@ class LinearDecay(Schedule):
         self.epochs = _check_int(epochs, "epochs", minimum=1, optional=True)
 
     def value_at(self, epoch: int, total_epochs: int | None = None) -> float:
-        horizon = self.epochs if self.epochs is not None else total_epochs
+        epoch = _check_int(epoch, "epoch", minimum=0)
+        total = _check_int(total_epochs, "total_epochs", minimum=1, optional=True)
+        horizon = self.epochs if self.epochs is not None else total
         if horizon is None:
             if self.start == self.end:
                 return self.start
@@ -199,14 +183,14 @@ class LinearDecay(Schedule):
                 "LinearDecay has no horizon: pass epochs=... or call "
                 "set_epoch(epoch, total_epochs=...) first"
             )
-        t = min(max(int(epoch), 0), horizon)
+        t = min(epoch, horizon)
         return self.start - t * (self.start - self.end) / horizon
 
     def _params(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "epochs": self.epochs}
 
-    def _load_params(self, start: float, end: float, epochs: int | None) -> None:  # type: ignore[override]
-        self.start, self.end, self.epochs = start, end, epochs
+    def _load_params(self, params: Mapping[str, Any]) -> None:
+        self.start, self.end, self.epochs = params["start"], params["end"], params["epochs"]
 
     def __repr__(self) -> str:
         return f"LinearDecay(start={self.start}, end={self.end}, epochs={self.epochs})"
@@ -230,3 +214,25 @@ def as_schedule(weight: WeightLike) -> Schedule:
             f"({type(weight).__name__})"
         )
     return Constant(_check_weight(weight, "weight"))
+
+
+def schedule_from_state(state: Mapping[str, Any]) -> Schedule | None:
+    """A new :class:`Constant` or :class:`LinearDecay` at the position of ``state``
+    (:meth:`Schedule.state_dict`'s output); ``None`` for another schedule's state.
+
+    Raises:
+        ValueError: a malformed state (the message names the key).
+    """
+    kind = state.get("type") if isinstance(state, Mapping) else None
+    if kind == "Constant":
+        schedule: Schedule = Constant(_check_weight(state.get("start"), "state['start']"))
+    elif kind == "LinearDecay":
+        schedule = LinearDecay(
+            _check_weight(state.get("start"), "state['start']"),
+            _check_weight(state.get("end"), "state['end']"),
+            _check_int(state.get("epochs"), "state['epochs']", minimum=1, optional=True),
+        )
+    else:
+        return None
+    schedule.load_state_dict(state)
+    return schedule

@@ -4,18 +4,20 @@
 method         what it does
 =============  ==============================================================================
 ``"exact"``    float64 eigendecomposition of the smaller Gram matrix, closed-form backward
-               :mod:`w2reg._trace_sqrt`. Accurate to float64; on CUDA pays cuSOLVER's latency
-               and a host synchronisation per call.
+               :mod:`w2reg._trace_sqrt`. Accurate to float64; an eigensolver call (on CUDA:
+               cuSOLVER, with a host synchronisation) per step.
 ``"iterative"``  polar factor by nine float32 matrix-product steps, :mod:`w2reg._polar`. No
                eigensolver, no host synchronisation, ``torch.compile``-able. W2 within 1e-4
-               relative (1e-8 on Gaussian embeddings), gradient within 1e-3 in every
-               direction above 1e-3 of the top singular value; tinier directions get a
-               damped gradient.
+               relative, gradient within 1e-3 in every direction above 1e-3 of the top
+               singular value; tinier directions get a damped gradient.
 ``"eigh32"``   float32 eigendecomposition with float64 Rayleigh values, trusted only when the
                spectrum lets float32 resolve it, else the exact method,
                :mod:`w2reg._eigh32`. Reads data on the host: CPU only in practice.
 ``"auto"``     the default, see :func:`resolve_method`.
 =============  ==============================================================================
+
+The accuracies are what tests/test_methods.py checks against a float64 oracle; the speeds,
+and so the reasons for ``"auto"``'s choice, are measured in docs/speed.md (and nowhere else).
 """
 
 from __future__ import annotations
@@ -58,29 +60,22 @@ def resolve_method(method: str, z: Tensor) -> str:
 
     ``"auto"`` is the fastest method that meets the accuracy target (W2 within 1e-4 relative
     of the float64 oracle, gradient within 1e-3 in the directions above 1e-3 of the top
-    singular value; 1e-6 on Gaussian embeddings) on that device and dtype:
+    singular value) on that device and dtype, as measured in docs/speed.md:
 
-    * float64 embeddings, any device: ``"exact"`` -- a float64 input asks for float64
-      accuracy, which only the float64 eigendecomposition gives.
-    * CPU, eager: ``"eigh32"``. Measured at (512, 256), 1 thread, forward + backward
-      (benchmarks/results/bench_w2_cpu.txt): about 1.2x the speed of the float32
-      eigh-and-reconstruct recipe, where ``"exact"`` is 0.7-0.8x and ``"iterative"`` 0.5x
-      (CPU matrix products are slow next to LAPACK's float32 eigensolver); on non-square
-      Gaussian embeddings from (128, 256) to (8192, 256) and (256, 8192) it ran 0.97-3.1x
-      the speed of ``"exact"``, typically 1.2-1.7x (benchmarks/results/bench_w2_cpu.txt,
-      bench_scaling_cpu.txt; single runs on a shared machine). Where float32 cannot resolve
-      the spectrum (decaying spectra, ``N`` close to ``m``) it falls back to the exact result,
-      paying the float32 attempt on top (1.7x ``"exact"`` at 512 x 512, about 1x from
-      1024 x 1024 on).
+    * float64 embeddings, any device: ``"exact"`` (float64 input asks for float64 accuracy,
+      which only the float64 eigendecomposition gives);
+    * CPU, eager: ``"eigh32"``;
     * CPU under ``torch.compile``, or a tensor without data (meta, fake): ``"exact"`` on
-      CPU (no host read), ``"iterative"`` for meta/fake tensors of other devices.
-    * CUDA and other accelerators: ``"iterative"``. Not measured here (no GPU); chosen from
-      the committed H200 numbers (benchmarks/results/bench_w2_h200.txt: the exact method
-      takes 5.0 ms at (512, 256) and 8.0 ms at (512, 2048), almost all of it the fixed
-      latency of cuSOLVER's eigensolver, which also synchronises the host every step) and
-      the iteration's cost, about 27 float32 GEMMs of at most ``N x min(N, m)^2``
-      (1.5 GFLOP at (512, 256), well under a millisecond on an H200).
-      ``benchmarks/gpu_run.sh`` measures it.
+      CPU (no host read), ``"iterative"`` for meta/fake tensors of other devices;
+    * CUDA and other accelerators: ``"iterative"`` (no eigensolver latency, no host
+      synchronisation).
+
+    Example:
+        >>> z = torch.randn(8, 4)
+        >>> resolve_method("auto", z), resolve_method("auto", z.double())
+        ('eigh32', 'exact')
+        >>> resolve_method("auto", z.to("meta")), resolve_method("iterative", z)
+        ('iterative', 'iterative')
     """
     if method != "auto":
         return method

@@ -1,10 +1,11 @@
 """``tr((X^T X)^{1/2})``, the nuclear norm of X, in float64: the ``"exact"`` method.
 
-This is the one piece of linear algebra the W2 uniformity loss needs. With
-``X = (Z - mu) / sqrt(N)`` the covariance is ``S = X^T X`` and ``tr(S^{1/2}) = ||X||_*``,
-the sum of the singular values of ``X``. Only that trace is computed, and on the smaller
-side: the eigenvalues of the ``N x N`` Gram ``X X^T`` when ``N < m``, of the ``m x m``
-covariance ``X^T X`` otherwise (both share their non-zero eigenvalues).
+The float64 reference of the three methods (:mod:`w2reg._methods`; ``"iterative"`` and
+``"eigh32"`` compute the same trace in float32 arithmetic, within their accuracy target).
+With ``X = (Z - mu) / sqrt(N)`` the covariance is ``S = X^T X`` and ``tr(S^{1/2}) =
+||X||_*``, the sum of the singular values of ``X``. Only that trace is computed, and on the
+smaller side: the eigenvalues of the ``N x N`` Gram ``X X^T`` when ``N < m``, of the
+``m x m`` covariance ``X^T X`` otherwise (both share their non-zero eigenvalues).
 
 The gradient is the closed form, not autograd through ``eigh`` (whose backward has
 ``1 / (l_i - l_j)`` factors that blow up at repeated eigenvalues, i.e. at any collapse):

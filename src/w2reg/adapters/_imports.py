@@ -14,8 +14,12 @@ from types import ModuleType
 INSTALL = {
     "lightly": 'pip install "w2reg[lightly]"  (lightly, torchvision and Lightning; from a clone '
     'of w2reg, which is not on PyPI yet: pip install -e ".[lightly]")',
+    "timm": 'pip install timm  (or the examples\' extra, "w2reg[examples]"; from a clone: '
+    'pip install -e ".[examples]")',
     "lightning": 'pip install lightning  (or the extra of your library: "w2reg[lightly]", '
     '"w2reg[solo]"; from a clone: pip install -e ".[lightly]")',
+    "spt": 'pip install "w2reg[spt]"  (stable-pretraining and Lightning; from a clone of w2reg: '
+    'pip install -e ".[spt]")',
 }
 
 

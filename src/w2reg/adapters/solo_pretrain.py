@@ -36,6 +36,7 @@ Your own script calling :func:`main` works the same way if it passes ``sys.argv[
 from __future__ import annotations
 
 import builtins
+import difflib
 import importlib
 import os
 import sys
@@ -62,8 +63,9 @@ All other arguments go to Hydra, as for `python main_pretrain.py`.
 
 options:
   --solo-src PATH   solo-learn's source tree (or its main_pretrain.py), which the installed
-                    package lacks; default: ${ENV_VAR}
-                    (git clone https://github.com/vturrisi/solo-learn)
+                    package lacks; default: ${ENV_VAR} (a clone of
+                    https://github.com/vturrisi/solo-learn, or offline a local clone or an
+                    unpacked archive of it; w2reg's docs/install.md, section solo-learn)
   --import MODULE   import MODULE first, in every process: your own methods (added to
                     solo.methods.METHODS, then <yours>_w2 works too) or backbones;
                     repeatable or comma-separated; default: ${IMPORT_ENV_VAR}
@@ -82,6 +84,13 @@ Examples:
 """
 
 _CONFIG_PATH_OPTIONS = ("--config-path", "-cp", "--config-dir", "-cd")
+_CONFIG_NAME_OPTIONS = ("--config-name", "-cn")
+
+#: Where solo-learn's source tree comes from (it is not on PyPI).
+SOURCE_HINT = (
+    "git clone https://github.com/vturrisi/solo-learn, or without a network a local clone or "
+    "an unpacked archive of it; w2reg's docs/install.md, section solo-learn, has the steps"
+)
 
 
 class SoloSourceNotFoundError(FileNotFoundError):
@@ -94,6 +103,10 @@ class UserModuleImportError(ImportError):
 
 class SoloNotInstalledError(ImportError):
     """solo-learn (or what it imports) is not installed, or not a supported version."""
+
+
+class ConfigNotFoundError(FileNotFoundError):
+    """``--config-name`` names no config in the config folder (the message lists them)."""
 
 
 class Arguments(NamedTuple):
@@ -118,9 +131,8 @@ def find_main_pretrain(solo_src: str | os.PathLike[str] | None = None) -> Path:
     where = solo_src if solo_src is not None else os.environ.get(ENV_VAR)
     if not where:
         raise SoloSourceNotFoundError(
-            f"solo-learn's {SCRIPT} is not in the installed package: clone the source "
-            "(git clone https://github.com/vturrisi/solo-learn) and pass --solo-src PATH or "
-            f"set {ENV_VAR}=PATH"
+            f"solo-learn's {SCRIPT} is not in the installed package: get its source tree "
+            f"({SOURCE_HINT}) and pass --solo-src PATH or set {ENV_VAR}=PATH"
         )
     path = Path(where).expanduser()
     if path.is_dir():
@@ -128,7 +140,7 @@ def find_main_pretrain(solo_src: str | os.PathLike[str] | None = None) -> Path:
     if not path.is_file():
         raise SoloSourceNotFoundError(
             f"{SCRIPT} not found at {path} (from --solo-src / {ENV_VAR}={where!r}); point it "
-            "at a clone of https://github.com/vturrisi/solo-learn"
+            f"at solo-learn's source tree ({SOURCE_HINT})"
         )
     return path.resolve()
 
@@ -204,6 +216,48 @@ def with_config_path(hydra_args: Sequence[str]) -> list[str]:
     if not has_config_path:
         out.insert(0, f"--config-path={CONFIG_DIR}")
     return out
+
+
+def _option(args: Sequence[str], names: Sequence[str]) -> str | None:
+    """The value of the last of Hydra's options ``names`` in ``args`` (``-o v`` or ``-o=v``)."""
+    found = None
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in names:
+            found = value if eq else (args[i + 1] if i + 1 < len(args) else None)
+    return found
+
+
+def check_config_name(hydra_args: Sequence[str]) -> None:
+    """Say which configs there are when ``--config-name`` names none in the config folder.
+
+    Hydra's own error (``Cannot find primary config 'byol_w3'``) lists nothing. Checked where
+    that can be told from the arguments: a ``--config-name`` and a ``--config-path`` that is a
+    local folder (after :func:`with_config_path`), without ``--config-dir`` (another search path).
+
+    Raises:
+        ConfigNotFoundError: no ``<name>.yaml`` there; the message lists the folder's configs.
+    """
+    name = _option(hydra_args, _CONFIG_NAME_OPTIONS)
+    folder = _option(hydra_args, ("--config-path", "-cp"))
+    extra = _option(hydra_args, ("--config-dir", "-cd"))
+    if name is None or folder is None or "://" in folder or extra is not None:
+        return
+    root = Path(folder)
+    file = root / (name if name.endswith(".yaml") else f"{name}.yaml")
+    if not root.is_dir() or file.is_file():
+        return
+    names = (
+        shipped_configs()
+        if root.resolve() == CONFIG_DIR
+        else sorted(p.stem for p in root.glob("*.yaml"))
+    )
+    close = difflib.get_close_matches(name.removesuffix(".yaml"), names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigNotFoundError(
+        f"--config-name {name}: there is no {file.name} in {root}.{hint} The configs there: "
+        f"{' '.join(names) or '(none)'}"
+    )
 
 
 def user_modules() -> tuple[str, ...]:
@@ -318,20 +372,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         SoloSourceNotFoundError: no solo-learn source (see :func:`find_main_pretrain`).
         UserModuleImportError: an ``--import`` module failed to import.
         SoloNotInstalledError: solo-learn is not installed (the message says how to).
+        ConfigNotFoundError: ``--config-name`` is not in the config folder (the message
+            lists the configs there).
     """
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.help:
         _print_help(args)
         return
+    hydra_args = with_config_path(args.hydra)
+    check_config_name(hydra_args)
     script = find_main_pretrain(args.solo_src)
     imports = args.imports or user_modules()
-    _run(script, imports, with_config_path(args.hydra))
+    _run(script, imports, hydra_args)
 
 
 def _cli() -> int:
     try:
         main()
-    except (SoloSourceNotFoundError, UserModuleImportError, SoloNotInstalledError) as err:
+    except (
+        SoloSourceNotFoundError,
+        UserModuleImportError,
+        SoloNotInstalledError,
+        ConfigNotFoundError,
+    ) as err:
         print(f"{PROG}: error: {err}\n(see {PROG} --help)", file=sys.stderr)
         return 2
     return 0

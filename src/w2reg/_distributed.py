@@ -6,12 +6,14 @@ summed over ranks and each rank keeps the slice of its own rows. Since every ran
 the same loss on the global batch, DDP's averaging of parameter gradients then yields exactly
 the gradient of the single-process computation on the concatenated batch.
 
-Every rank must hold the same number of rows. Comparing the counts needs them on the host
-(a device synchronisation), so it is done on the first gather of each process group only --
-which catches a wrong setup at the first step -- and on every call under
-:func:`w2reg.set_strict_checks` ``(True)``. A later mismatch (an uneven last batch with
-``drop_last=False``) then surfaces as the collective's own error, or a hang with NCCL: use
-``drop_last=True`` with ``gather_distributed=True``.
+Every rank must hold the same number of rows. The counts are compared at every gather of
+CPU tensors (gloo: no device to synchronise with, so an uneven last batch is reported with
+the counts of all ranks instead of crashing inside gloo). On an accelerator, comparing them
+needs the counts on the host (a device synchronisation), so it is done on the first gather
+of each process group only -- which catches a wrong setup at the first step -- and on every
+call under :func:`w2reg.set_strict_checks` ``(True)``; a later mismatch there surfaces as
+the collective's own error, or a hang with NCCL: use ``drop_last=True`` with
+``gather_distributed=True``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def world_size() -> int:
+    """The default process group's size (1 without one)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
 def sizes_checked() -> bool:
     """Whether the default process group's row counts have been compared already."""
     return is_distributed() and id(dist.group.WORLD) in _CHECKED_GROUPS
@@ -52,10 +59,10 @@ def _check_row_counts(x: Tensor, world: int) -> None:
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: Tensor) -> Tensor:
         world = dist.get_world_size()
         group = id(dist.group.WORLD)
-        if strict_checks() or group not in _CHECKED_GROUPS:
+        if strict_checks() or group not in _CHECKED_GROUPS or x.device.type == "cpu":
             _check_row_counts(x, world)
             _CHECKED_GROUPS.add(group)
         out = [torch.empty_like(x) for _ in range(world)]
@@ -65,7 +72,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.cat(out, dim=0)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         start = ctx.rank * ctx.rows
@@ -79,4 +86,5 @@ def gather(x: Tensor) -> Tensor:
     """
     if not is_distributed():
         return x
-    return _GatherWithGrad.apply(x)
+    rows: Tensor = _GatherWithGrad.apply(x)
+    return rows
