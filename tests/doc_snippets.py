@@ -7,8 +7,11 @@ The convention (docs/development.md, "The documentation's code runs"):
   not, and says so to the reader;
 * the blocks of one page that need the same libraries run in order in one namespace, so a
   later block may use what an earlier one defined (a class, then its training);
-* which libraries a block needs is read from its imports: solo-learn (``solo``,
-  ``w2reg.adapters.solo*``) -> ``tests/test_solo_docs.py`` in the solo-learn envs; lightly,
+* which libraries a block needs is read from its imports: stable-pretraining
+  (``stable_pretraining``, ``w2reg.adapters.spt``) -> ``tests/test_spt_docs.py`` in the
+  stable-pretraining envs; solo-learn (``solo``,
+  ``w2reg.adapters.solo*``) -> ``tests/test_solo_docs.py`` in the solo-learn envs; timm ->
+  ``tests/test_timm_docs.py`` in the envs that require timm (lightly-newest); lightly,
   Lightning, torchvision or another adapter -> ``tests/test_lightly_docs.py`` in the lightly
   envs; the rest (torch and ``w2reg``) -> ``tests/test_docs_snippets.py`` in every env that
   runs the core tests.
@@ -31,9 +34,13 @@ _FENCE = re.compile(r"^(```|~~~)\s*([\w+-]*)[^\n]*$")
 
 #: snippet group -> the modules (prefixes) whose import puts a block in it, checked in order
 GROUPS: dict[str, tuple[str, ...]] = {
+    "spt": ("stable_pretraining", "w2reg.adapters.spt"),
     "solo": ("solo", "w2reg.adapters.solo"),
+    "timm": ("timm",),
     "lightly": ("lightly", "lightning", "pytorch_lightning", "torchvision", "w2reg.adapters"),
 }
+#: adapter modules that import no framework: a block using only these is a core block
+FRAMEWORK_FREE = ("w2reg.adapters.head", "w2reg.adapters.defaults", "w2reg.adapters.spt_weights")
 
 
 def doc_files() -> list[Path]:
@@ -103,8 +110,8 @@ def imported_modules(code: str) -> set[str]:
 
 
 def group_of(code: str) -> str:
-    """``"solo"``, ``"lightly"`` or ``"core"``: what a block needs, by its imports."""
-    modules = imported_modules(code)
+    """The group a block needs, by its imports: a key of :data:`GROUPS`, or ``"core"``."""
+    modules = {m for m in imported_modules(code) if m not in FRAMEWORK_FREE}
     for name, prefixes in GROUPS.items():
         if any(m == p or m.startswith(p + ".") for m in modules for p in prefixes):
             return name

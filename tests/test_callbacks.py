@@ -302,3 +302,128 @@ def test_a_failing_logger_is_not_swallowed(tmp_path):
     assert _figure_loggers(Trainer(logger=[good], default_root_dir=tmp_path)) == [good]
     with pytest.raises(RuntimeError, match="server refused"):
         _figure_loggers(Trainer(logger=[good, broken], default_root_dir=tmp_path))
+
+
+# -- arguments are checked when the monitor is made (issue 20), the floor and the alarm (18) --
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"prefix": None}, "prefix must be a string"),  # logged 'Nonew2' before
+        ({"prefix": 3}, "prefix must be a string"),
+        ({"every_n_epochs": 0}, "every_n_epochs"),
+        ({"every_n_epochs": 1.5}, "every_n_epochs"),
+        ({"head": ""}, "head must be"),
+        ({"head": 3}, "head must be"),
+        ({"embed_fn": "model"}, "embed_fn must be callable"),
+        ({"max_samples": 1}, "max_samples"),
+        ({"max_samples": 2.5}, "max_samples"),
+        ({"lu_max_samples": 1}, "lu_max_samples"),
+        ({"lu_max_samples": "all"}, "lu_max_samples"),
+        ({"w2_method": "fast"}, "w2_method"),
+        ({"log_images": "no"}, "log_images must be True or False"),
+        ({"on_train_start": 1}, "on_train_start must be True or False"),
+        ({"save_dir": 5}, "save_dir must be"),
+        ({"collapse_fraction": 0.0}, "collapse_fraction"),
+        ({"collapse_fraction": 1.5}, "collapse_fraction"),
+        ({"collapse_fraction": "0.1"}, "collapse_fraction"),
+        ({"collapse_fraction": True}, "collapse_fraction"),
+    ],
+)
+def test_every_argument_is_checked_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UniformityMonitor(_loader(), **kwargs)
+
+
+@pytest.mark.parametrize("loader", [None, 5, "images"])
+def test_the_dataloader_is_checked_at_construction(loader):
+    with pytest.raises(ValueError, match="dataloader must be an iterable of batches"):
+        UniformityMonitor(loader)
+
+
+def test_an_empty_prefix_logs_bare_keys(tmp_path):
+    monitor = UniformityMonitor(_loader(), prefix="")
+    trainer = _trainer(tmp_path, [monitor], max_epochs=1)
+    trainer.fit(LightlyStyle(), _loader())
+    assert {"w2", "w2_floor", "effective_rank"} <= set(trainer.callback_metrics)
+
+
+def test_logs_the_floor_of_its_sample_size(tmp_path):
+    monitor = UniformityMonitor(_loader(64), max_samples=48)
+    trainer = _trainer(tmp_path, [monitor], max_epochs=1)
+    trainer.fit(LightlyStyle(), _loader())
+    last = monitor.last
+    assert (last["n_samples"], last["dim"]) == (48, 6)
+    assert last["w2_floor"] == pytest.approx(w2reg.w2_floor(48, 6), rel=1e-12)
+    assert last["w2_above_floor"] == pytest.approx(last["w2"] - last["w2_floor"], abs=1e-12)
+    for key in ("w2_floor", "w2_above_floor", "effective_rank"):
+        logged = float(trainer.callback_metrics[f"uniformity/{key}"])
+        assert logged == pytest.approx(last[key], rel=1e-5, abs=1e-6)
+
+
+def test_uniform_projections_sit_on_the_floor():
+    """A model whose projections are uniform on the sphere scores its floor, not 0."""
+    n, m = 1024, 64
+
+    class Uniform(nn.Module):
+        def forward(self, x):
+            return x
+
+    loader = DataLoader(TensorDataset(torch.randn(n, m, dtype=torch.float64)), batch_size=256)
+    result = UniformityMonitor(loader, head=None).compute(Uniform())
+    assert result["w2_floor"] == pytest.approx(w2reg.w2_floor(n, m))
+    # one measurement's own spread at (1024, 64) is about 0.002 (tests/test_floor.py)
+    assert abs(result["w2_above_floor"]) < 0.01 < result["w2"]
+
+
+def test_collapse_alarm_warns_once(tmp_path):
+    """Effective rank below the fraction of min(N, m): one CollapseWarning, not one per epoch."""
+    from w2reg.adapters.callbacks import CollapseWarning
+
+    monitor = UniformityMonitor(_loader(), collapse_fraction=0.5)
+    with pytest.warns(CollapseWarning, match="effective rank") as record:
+        _trainer(tmp_path, [monitor], max_epochs=3).fit(LightlyStyle(rank=1), _loader())
+    assert sum(issubclass(w.category, CollapseWarning) for w in record) == 1
+    assert monitor.collapse_epoch == 0 and len(monitor.history) == 3
+    healthy = UniformityMonitor(_loader(), collapse_fraction=0.2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        _trainer(tmp_path, [healthy], max_epochs=1).fit(LightlyStyle(), _loader())
+    assert healthy.collapse_epoch is None
+
+
+def test_no_per_step_hooks():
+    """The monitor works at epoch ends only: nothing runs (or synchronises) in a training step."""
+    base = UniformityMonitor.__mro__[-2]  # Lightning's Callback
+    for hook in ("on_train_batch_start", "on_train_batch_end", "on_before_backward"):
+        assert getattr(UniformityMonitor, hook) is getattr(base, hook), hook
+
+
+def test_the_split_modules_keep_the_old_names():
+    """callbacks.py was split by job (issue 20): its names still import from it."""
+    from w2reg import metrics
+    from w2reg.adapters import callbacks, embedding
+
+    assert callbacks.measure is metrics.measure and callbacks.KEYS is metrics.KEYS
+    assert callbacks.embed_loader is embedding.embed_loader
+    assert callbacks.embed_labelled is embedding.embed_labelled
+    for name in callbacks.__all__:
+        assert hasattr(callbacks, name), name
+
+
+def test_the_embedding_loop_and_the_metrics_need_no_lightning():
+    """adapters/embedding.py and w2reg.metrics import (and run) with Lightning blocked."""
+    code = (
+        "import sys\n"
+        "for name in ('lightning', 'pytorch_lightning', 'lightly'):\n"
+        "    sys.modules[name] = None\n"
+        "import torch\n"
+        "from w2reg.adapters.embedding import embed_loader\n"
+        "from w2reg.metrics import measure\n"
+        "views = embed_loader(torch.nn.Linear(8, 4), [torch.randn(6, 8)], head=None)\n"
+        "print(measure(views)['n_samples'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "6"

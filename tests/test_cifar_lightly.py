@@ -81,7 +81,22 @@ def test_missing_data_exits_with_a_message(script, tmp_path, capsys):
     message = str(exc.value.code)
     assert "CIFAR10 is not in" in message and str(empty.resolve()) in message
     assert "cifar-10-python.tar.gz" in message and "cifar-10-batches-py" in message
-    assert "--no-download" in message
+    assert "--download was not given" in message
+
+
+def test_no_flags_stays_offline_and_says_what_to_pass(script, tmp_path, monkeypatch):
+    """A first run with no flags: the 500-epoch CIFAR-10 recipe, but no download attempt
+    (it used to try the network) and a message naming --download and the offline smoke run."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        script.main([])
+    message = str(exc.value.code)
+    assert "CIFAR10 is not in" in message and "not downloaded" in message
+    assert "pass --download" in message
+    assert "python examples/cifar_lightly.py --dataset fake --fast-dev-run" in message
+    assert not list(tmp_path.rglob("*.tar.gz"))
+    args = script.build_parser().parse_args([])
+    assert args.download is False and args.epochs is None and args.num_workers is None
 
 
 def test_download_failure_exits_with_a_message(script, tmp_path, monkeypatch):
@@ -92,7 +107,7 @@ def test_download_failure_exits_with_a_message(script, tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets.CIFAR100, "download", offline)
     with pytest.raises(SystemExit) as exc:
-        script.main(["--dataset", "cifar100", "--data-dir", str(tmp_path / "d")])
+        script.main(["--dataset", "cifar100", "--data-dir", str(tmp_path / "d"), "--download"])
     message = str(exc.value.code)
     assert "could not be downloaded" in message and "name resolution" in message
     assert "cifar-100-python.tar.gz" in message
@@ -138,7 +153,46 @@ def test_fake_dataset_fast_dev_run_with_nothing_on_disk(script, tmp_path, monkey
     assert 0 <= results["knn_top1"] <= 100 and 0 < results["test_w2"] < 2
     assert not (tmp_path / "data").exists()  # nothing was downloaded or written there
     assert (tmp_path / "runs" / "fake_simclr_w2" / "results.json").is_file()
-    assert "fake" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "fake" in printed.out
+    assert "evaluation: kNN top-1" in printed.err and "linear probe: epoch 1/1" in printed.err
+
+
+@needs_probe
+def test_budget_minutes_plans_the_epochs_and_the_evaluation_reports_progress(
+    script, tmp_path, monkeypatch, capsys
+):
+    """--budget-minutes: a timed calibration picks the epochs, the whole run keeps to the
+    budget (a guard stops pre-training, the probe stops at what is left), and the evaluation,
+    which takes longer than pre-training on real data, prints its progress."""
+    monkeypatch.chdir(tmp_path)
+    budget = 0.75
+    argv = ["--dataset", "fake", "--subset", "64", "--batch-size", "16", "--width", "4"]
+    argv += ["--proj-hidden-dim", "16", "--proj-output-dim", "8", "--probe-epochs", "3"]
+    argv += ["--num-workers", "0", "--threads", "1", "--budget-minutes", str(budget)]
+    results = script.main(argv)
+    calibration = results["calibration"]
+    assert calibration["epochs"] >= 1 and results["epochs"] == calibration["epochs"]
+    assert calibration["seconds_per_step"] > 0 and calibration["evaluation_seconds"] > 0
+    assert 1 <= results["epochs_done"] <= results["epochs"]
+    assert 1 <= results["probe_epochs_done"] <= 3
+    # the script's clock starts after its imports; 15 % for the guard's granularity (a step)
+    assert results["seconds"] < 1.15 * 60 * budget, results["seconds"]
+    err = capsys.readouterr().err
+    assert "calibrated:" in err and f"{results['epochs']} epochs x 4 steps" in err
+    assert "evaluation: kNN top-1" in err and "linear probe: epoch 1/3" in err
+
+
+def test_budget_too_small_says_what_to_change(script, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--dataset", "fake", "--subset", "32", "--batch-size", "8", "--width", "4"]
+    argv += ["--num-workers", "0", "--budget-minutes", "0.01"]
+    with pytest.raises(SystemExit) as exc:
+        script.main(argv)
+    message = str(exc.value.code)
+    assert "--budget-minutes 0.01 is too small" in message and "--probe-epochs" in message
+    with pytest.raises(SystemExit):
+        script.main(["--dataset", "fake", "--budget-minutes", "5", "--epochs", "3"])
 
 
 @needs_probe
@@ -159,7 +213,7 @@ def test_missing_fashion_mnist_says_how_to_install(script, data, tmp_path, monke
     with pytest.raises(SystemExit) as exc:
         script.main([*argv, "--out-dir", str(tmp_path)])
     message = str(exc.value.code)
-    assert "fashion-mnist is not in" in message and "--no-download" in message
+    assert "fashion-mnist is not in" in message and "--download was not given" in message
     assert "apt-get install dataset-fashion-mnist" in message
 
 
@@ -190,6 +244,8 @@ def test_help(script, capsys):
     for flag in ("--method", "--dataset", "--w2", "--epochs", "--batch-size", "--data-dir"):
         assert flag in text
     for flag in ("--devices", "--precision", "--fast-dev-run", "--subset", "--out-dir"):
+        assert flag in text
+    for flag in ("--budget-minutes", "--download", "--threads", "--num-workers"):
         assert flag in text
     for choice in ("fashion-mnist", "imagefolder", "fake", "--width"):
         assert choice in text

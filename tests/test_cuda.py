@@ -38,6 +38,21 @@ def test_cuda_autocast_and_collapse_are_finite(dtype: torch.dtype) -> None:
     assert torch.isfinite(collapsed.grad).all()
 
 
+def test_strict_checks_read_cuda_data_only_when_on() -> None:
+    """Off (default): NaN on the GPU is not looked for (that would sync the host) and
+    propagates; on: it is found and named, as on CPU."""
+    import w2reg
+
+    bad = torch.tensor([[1.0, float("nan")], [0.0, 1.0], [2.0, 0.5]], device="cuda")
+    assert torch.isnan(w2_uniformity(bad)).item()
+    old = w2reg.set_strict_checks(True)
+    try:
+        with pytest.raises(ValueError, match=r"z contains NaN or Inf .*\(3, 2\)"):
+            w2_uniformity(bad)
+    finally:
+        w2reg.set_strict_checks(old)
+
+
 def test_cuda_default_is_iterative_and_matches_float64() -> None:
     from oracle import eig_w2
 

@@ -206,7 +206,7 @@ def test_state_dict_and_checkpoint_load_into_plain_class_strictly(tmp_path):
     t.fit(model, loader())
     t.save_checkpoint(tmp_path / "m.ckpt")
     state = torch.load(tmp_path / "m.ckpt", weights_only=False)
-    assert state[CHECKPOINT_KEY]["head"] == "projection_head"
+    assert state[CHECKPOINT_KEY]["settings"]["head"] == "projection_head"
     plain = BYOL()
     plain.load_state_dict(state["state_dict"], strict=True)
 

@@ -23,15 +23,11 @@ try:  # the package the adapter's models subclass: lightning.pytorch, else pytor
 except ImportError:  # pragma: no cover
     lightning = pytest.importorskip("pytorch_lightning")
 
-import w2reg  # noqa: E402
 from w2reg import LinearDecay, w2_uniformity  # noqa: E402
 from w2reg.adapters import lightly as wl  # noqa: E402
-from w2reg.adapters import lightly_methods as lm  # noqa: E402
+from w2reg.adapters import lightly_recipe as lr  # noqa: E402
 
-HAS_ZERO_CL = hasattr(w2reg, "zero_cl_loss")
 ALL = list(wl.METHODS)
-RUNNABLE = [m for m in ALL if m != "zero_cl" or HAS_ZERO_CL]
-needs_zero_cl = pytest.mark.skipif(not HAS_ZERO_CL, reason="w2reg.zero_cl_loss not there yet")
 
 warnings.filterwarnings("ignore", message=".*self.log.*")
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -140,7 +136,7 @@ def test_methods_registry_and_classes():
         ("byol", 0.2),
         ("simsiam", 0.2),
         ("align_uniform", 0.2),
-        pytest.param("zero_cl", 30.0, marks=needs_zero_cl),
+        ("zero_cl", 30.0),
     ],
 )
 def test_default_weights(method, expected):
@@ -157,7 +153,7 @@ def test_barlow_twins_default_decays_over_max_epochs():
 
 
 def test_plain_model_has_no_regularizer_and_same_state_dict_keys():
-    for method in RUNNABLE:
+    for method in ALL:
         plain, reg = make(method, w2=False), make(method)
         assert not hasattr(plain, "w2reg")
         assert list(plain.state_dict()) == list(reg.state_dict())
@@ -193,7 +189,7 @@ def test_bad_batch_and_arguments():
 
 
 # -- the W2 term in the loss ------------------------------------------------------------------
-@pytest.mark.parametrize("method", RUNNABLE)
+@pytest.mark.parametrize("method", ALL)
 def test_trainer_loss_is_criterion_plus_weighted_w2(method):
     """Through a real Trainer: loss = criterion + a_t * W2(online projections of all views)."""
     rec_w2 = Recorder()
@@ -222,7 +218,7 @@ def test_trainer_loss_is_criterion_plus_weighted_w2(method):
     assert plain_loss == pytest.approx(rec_w2.metrics[0]["train_loss_step"], rel=1e-5)
 
 
-@pytest.mark.parametrize("method", RUNNABLE)
+@pytest.mark.parametrize("method", ALL)
 def test_w2_gradient_reaches_backbone(method):
     """grad(W2 model) - grad(plain model) == grad(a * W2(online projections)) in the backbone."""
     views = [torch.randn(B, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in (1, 2)]
@@ -293,7 +289,7 @@ def test_bf16_mixed_precision_runs_every_method():
     # Lightning 1.9 spells bf16 autocast "bf16"; 2.x calls it "bf16-mixed"
     major = int(lightning.__version__.split(".")[0])
     precision = "bf16-mixed" if major >= 2 else "bf16"
-    for method in RUNNABLE:
+    for method in ALL:
         rec = Recorder()
         trainer(max_steps=1, precision=precision, callbacks=[rec]).fit(make(method), loader())
         assert math.isfinite(rec.losses[0]), method
@@ -317,7 +313,7 @@ def test_optimizer_is_lars_with_recipe_groups():
 
 
 def test_warmup_cosine_factor():
-    f = [lm._warmup_cosine(s, 100, 10) for s in range(101)]
+    f = [lr._warmup_cosine(s, 100, 10) for s in range(101)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert f[10] == pytest.approx(1.0) and f[100] == pytest.approx(0.001)
     assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
@@ -385,7 +381,7 @@ slow = pytest.mark.skipif(not SLOW, reason="set W2REG_SLOW_TESTS=1 (about 2 min 
 
 
 @pytest.mark.parametrize(
-    "method", [m if m == "barlow_twins" else pytest.param(m, marks=slow) for m in RUNNABLE]
+    "method", [m if m == "barlow_twins" else pytest.param(m, marks=slow) for m in ALL]
 )
 def test_resnet18_one_step(method):
     """The real recipe, one step at batch 4 (Barlow Twins always; the rest when SLOW)."""

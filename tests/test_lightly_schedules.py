@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover
     lightning = pytest.importorskip("pytorch_lightning")
 
 from w2reg.adapters import lightly as wl  # noqa: E402
-from w2reg.adapters import lightly_methods as lm  # noqa: E402
+from w2reg.adapters import lightly_recipe as lr  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
@@ -145,7 +145,7 @@ def test_plain_loop_without_length_names_what_to_pass():
     moco.training_step(batch, 0)  # step 0: the momentum is its start value anyway
     with pytest.raises(ValueError, match="steps_per_epoch"):
         moco.training_step(batch, 1)
-    with pytest.raises(ValueError, match="steps_per_epoch must be a positive integer"):
+    with pytest.raises(ValueError, match="steps_per_epoch must be >= 1, got 0"):
         tiny_model("byol", steps_per_epoch=0)
 
 
@@ -158,7 +158,7 @@ def test_short_run_default_warmup_fits_the_run():
         warnings.filterwarnings("ignore", module="lightning")
         trainer(max_epochs=2, callbacks=[rec]).fit(model, loader(4))
     assert model.run_length() == (8, 4.0) and model.warmup_steps() == 1
-    expected = [model.lr * lm._warmup_cosine(s, 8, 1) for s in range(8)]
+    expected = [model.lr * lr._warmup_cosine(s, 8, 1) for s in range(8)]
     assert rec.lrs == pytest.approx(expected, rel=1e-6)
     assert rec.lrs[0] == pytest.approx(model.lr) and rec.lrs[-1] < 0.1 * model.lr
 
@@ -192,5 +192,5 @@ def test_trainer_with_only_max_steps():
     model = tiny_model("simsiam", w2=False)
     trainer(max_steps=6, max_epochs=-1, callbacks=[rec]).fit(model, loader(2))
     assert model.run_length() == (6, 2.0)
-    expected = [model.lr * lm._warmup_cosine(s, 6, 1) for s in range(6)]
+    expected = [model.lr * lr._warmup_cosine(s, 6, 1) for s in range(6)]
     assert rec.lrs == pytest.approx(expected, rel=1e-6)

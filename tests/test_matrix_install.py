@@ -1,7 +1,8 @@
 """What each tox env of the compatibility matrix really tested (tox.ini, issue 5).
 
 * The core imports no library: a fresh interpreter that imports ``w2reg`` and
-  ``w2reg.adapters`` has none of lightly, solo-learn or Lightning in ``sys.modules``
+  ``w2reg.adapters`` has none of lightly, solo-learn, stable-pretraining or Lightning in
+  ``sys.modules``
   (meaningful in every env, also where those libraries are installed).
 * Under tox (``W2REG_TOX_INI`` set by tox.ini): ``w2reg`` comes from the installed wheel, not
   from the checkout; every ``name==version`` that tox.ini pins for this env is what is
@@ -25,7 +26,14 @@ import pytest
 
 import w2reg
 
-LIBRARIES = ("lightly", "solo", "lightning", "pytorch_lightning", "lightning_fabric")
+LIBRARIES = (
+    "lightly",
+    "solo",
+    "lightning",
+    "pytorch_lightning",
+    "lightning_fabric",
+    "stable_pretraining",
+)
 TOX_INI = os.environ.get("W2REG_TOX_INI")
 TOX_ENV = os.environ.get("TOX_ENV_NAME")
 #: how the checks meant for other envs skip (allowed by tests/conftest.py's ALLOWED_SKIPS)
@@ -40,6 +48,7 @@ IMPORTS = {
     "lightning": "lightning.pytorch",
     "pytorch-lightning": "pytorch_lightning",
     "solo-learn": "solo.methods",
+    "stable-pretraining": "stable_pretraining",
     "torch": "torch",
     "torchvision": "torchvision",
 }

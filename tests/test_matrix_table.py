@@ -200,3 +200,17 @@ def test_declared_pythons_are_the_tested_ones(mt, tmp_path: Path, monkeypatch) -
         "no env runs Python 3.12, the highest the classifiers name (envs: ['3.10', '3.13'])",
         "new runs Python 3.13, which the classifiers do not name",
     ]
+
+
+def test_the_command_line_runs_as_a_script_from_anywhere(tmp_path: Path) -> None:
+    """tools/matrix_table.py finds its parts (tools/compat_matrix/) from any directory."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--check", str(ROOT / "README.md")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "compatibility table and extras match tox.ini" in proc.stdout

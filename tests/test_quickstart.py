@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 from example_scripts import EXAMPLES, load_example
 
-#: The page that shows the quickstart's output, and how close a run must come to it: the
-#: numbers are one machine's; another CPU, thread count or torch build rounds differently
-#: (the page says so).
+#: The pages that show the quickstart's output (after the marker comment), and how close a run
+#: must come to it: the numbers are one machine's; another CPU, thread count or torch build
+#: rounds differently (docs/examples.md says so). The README quotes the same table, so that
+#: its text and the quickstart's output cannot disagree (they did: "4 of 32 directions" beside
+#: a printed RankMe of 6.7, issue 19).
 DOCS_PAGE = EXAMPLES.parent / "docs" / "examples.md"
+README = EXAMPLES.parent / "README.md"
 SHOWN_RELATIVE_TOLERANCE = 0.01
 
 
@@ -74,16 +77,44 @@ def shown_output(page: Path = DOCS_PAGE) -> str:
     return after.split("```text", 1)[1].split("```", 1)[0]
 
 
-def test_the_docs_show_what_a_run_prints(quickstart, default_run):
-    """docs/examples.md shows this run's table, to the tolerance the page states."""
-    shown = shown_output()
+@pytest.mark.parametrize("page", [DOCS_PAGE, README], ids=lambda p: p.name)
+def test_the_docs_show_what_a_run_prints(quickstart, default_run, page):
+    """docs/examples.md and the README show this run's table, to the stated tolerance."""
+    shown = shown_output(page)
     assert quickstart.format_table(default_run["plain"], default_run["w2"]).splitlines()[0] in shown
     for key, label, _ in quickstart.ROWS:
         line = next((ln for ln in shown.splitlines() if ln.startswith(label)), None)
-        assert line is not None, f"docs/examples.md does not show the row {label!r}"
+        assert line is not None, f"{page.name} does not show the row {label!r}"
         numbers = [float(x) for x in re.findall(r"-?\d+\.\d+", line[len(label) :])]
         for arm, value in zip(("plain", "w2"), numbers, strict=True):
             run = default_run[arm][key]
             assert run == pytest.approx(value, rel=SHOWN_RELATIVE_TOLERANCE), (
-                f"docs/examples.md shows {label} = {value} ({arm}); this run gives {run:.4f}"
+                f"{page.name} shows {label} = {value} ({arm}); this run gives {run:.4f}"
             )
+
+
+def test_the_plain_runs_four_large_singular_values(default_run):
+    """docs/examples.md: four singular values stand out, the other 28 are 6-100x smaller."""
+    values = default_run["plain"]["spectrum"]
+    assert sum(v > 0.25 * values[0] for v in values) == 4
+    assert values[3] / values[4] > 6 and values[3] / values[-1] < 150
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    assert "four singular values stand out" in text and "6-100x smaller" in text
+
+
+def _about(text: str, anchor: str) -> str:
+    """The "about N s" / "about N seconds" that follows ``anchor`` in ``text``."""
+    match = re.search(re.escape(anchor) + r".{0,80}?about (\d+)\s+s", text, re.S)
+    assert match is not None, f"no 'about N s' after {anchor!r}"
+    return match.group(1)
+
+
+def test_one_duration_everywhere(quickstart):
+    """The docstring, the README and docs/examples.md state the same time (the docstring said
+    "about a minute" for a 10-second run)."""
+    stated = {
+        "docstring": _about(quickstart.__doc__.splitlines()[0], "(offline, CPU,"),
+        "README.md": _about(README.read_text(encoding="utf-8"), "runs the offline quickstart"),
+        "docs/examples.md": _about(DOCS_PAGE.read_text(encoding="utf-8"), "| `quickstart.py` |"),
+    }
+    assert len(set(stated.values())) == 1, stated

@@ -60,10 +60,9 @@ def tiny_backbone(method: str, **kwargs: Any) -> nn.Module:
 
 @pytest.fixture(scope="module", autouse=True)
 def _solo_setup():
-    solo_base.BaseMethod._BACKBONES[TINY] = tiny_backbone
-    ws.register()
-    yield
-    solo_base.BaseMethod._BACKBONES.pop(TINY, None)
+    with solo_cfg.backbone(TINY, tiny_backbone):
+        ws.register()
+        yield
 
 
 def make_cfg(method: str, **kwargs: Any):
@@ -83,32 +82,12 @@ def make_batch(small_crops: int = 0, seed: int = 0) -> list[Any]:
     return [torch.arange(BATCH), crops, torch.randint(0, NUM_CLASSES, (BATCH,), generator=g)]
 
 
-class SoloBatches(torch.utils.data.Dataset):
-    """solo-learn's pre-training sample format: ``(index, [view_1, view_2], label)``."""
-
-    def __len__(self) -> int:
-        return 4 * BATCH
-
-    def __getitem__(self, i: int) -> tuple[int, list[torch.Tensor], int]:
-        g = torch.Generator().manual_seed(i)
-        return i, [torch.randn(3, 16, 16, generator=g) for _ in range(2)], i % NUM_CLASSES
-
-
 def loader() -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(SoloBatches(), batch_size=BATCH, drop_last=True)
+    return solo_cfg.loader()
 
 
 def trainer(**kwargs: Any) -> Any:
-    defaults = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-    }
-    return pl.Trainer(**{**defaults, **kwargs})
+    return solo_cfg.trainer(pl, **kwargs)
 
 
 # ------------------------------------------------------------------ registration, naming
@@ -129,7 +108,13 @@ def test_register_adds_every_w2_variant_and_the_two_methods():
 def test_register_rejects_unknown_names_and_foreign_entries():
     with pytest.raises(ValueError, match="not in solo.methods.METHODS"):
         ws.register(["no_such_method"])
-    with pytest.raises(ValueError, match="already a W2 variant"):
+    with pytest.raises(ValueError, match=r"not in solo.methods.METHODS; did you mean 'byol'\?"):
+        ws.register(["boyl"])
+    # a W2 variant's name, registered or not yet: the message gives the base name (issue 19)
+    for name, base in [("byol_w2", "byol"), ("vicreg_w2", "vicreg")]:
+        with pytest.raises(ValueError, match=rf"register\(\[{base!r}\]\) adds {name!r}"):
+            ws.register([name])
+    with pytest.raises(ValueError, match=r"name of a W2 variant.*register\(\['simclr'\]\)"):
         ws.register(["simclr_w2"])
     saved = METHODS["simclr_w2"]
     METHODS["simclr_w2"] = METHODS["simclr"]
@@ -180,23 +165,15 @@ def test_cfg_defaults_are_the_tables_times_solos_loss_scale(method):
     assert model.w2reg.loss.gather_distributed and model.w2reg.loss.normalize
 
 
-@pytest.mark.parametrize(
-    ("method", "given", "expected"),
-    [
-        ("byol_w2", {"w2_weight": 0.5}, (0.5, 0.5)),  # a constant default stays constant
-        # a decaying one keeps its end
-        ("barlow_twins_w2", {"w2_weight": 10.0, "scale_loss": 1.0}, (10.0, 0.0)),
-        ("barlow_twins_w2", {"w2_final_weight": 5.0, "scale_loss": 1.0}, (30.0, 5.0)),
-        ("barlow_twins_w2", {"w2_final_weight": 0.5, "scale_loss": 0.1}, (3.0, 0.5)),
-        ("simclr_w2", {"w2_weight": 2.0, "w2_final_weight": 1}, (2.0, 1.0)),
-    ],
-)
-def test_cfg_keys_override_the_defaults(method, given, expected):
-    model = METHODS[method](make_cfg(method, **given))
+@pytest.mark.parametrize(("method", "given", "expected"), solo_cfg.RULE_CASES)
+def test_cfg_keys_override_the_defaults_by_the_one_rule(method, given, expected):
+    model = METHODS[method + "_w2"](make_cfg(method + "_w2", **given))
     kwargs = model.cfg.method_kwargs
-    assert (kwargs.w2_weight, kwargs.w2_final_weight) == expected
+    assert (kwargs.w2_weight, kwargs.w2_final_weight) == pytest.approx(expected)
+    assert kwargs.w2_term == given.get("w2_term", "w2")
     schedule = model.w2reg.loss.schedule
     assert (schedule.value_at(0, 3), schedule.value_at(3, 3)) == pytest.approx(expected)
+    assert model.w2reg.loss.term.name == kwargs.w2_term
 
 
 def test_solo_defaults_keep_the_papers_ratio_to_solos_losses():
@@ -235,10 +212,12 @@ def test_method_checks_name_missing_keys():
 
 
 def test_unsupported_version_fails_with_versions_in_message(monkeypatch):
+    from w2reg.adapters import solo_api
+
     monkeypatch.delattr(solo_base.BaseMethod, "add_and_assert_specific_cfg")
-    monkeypatch.setattr(ws, "_installed_version", lambda: "1.0.4")
+    monkeypatch.setattr(solo_api, "_installed_version", lambda: "1.0.4")
     with pytest.raises(ImportError, match=r"solo-learn 1\.0\.4 is not supported.*1\.0\.6"):
-        ws._detect()
+        solo_api.detect()
 
 
 # ------------------------------------------------------------------ the training step
@@ -459,7 +438,7 @@ def test_entry_script_runs_main_pretrain_with_a_w2_method(tmp_path, monkeypatch)
     ckpts = sorted((tmp_path / "ckpt" / "barlow_twins_w2").rglob("*.ckpt"))
     assert ckpts, "main_pretrain's Checkpointer wrote no checkpoint"
     ckpt = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
-    assert ckpt[ws.CHECKPOINT_KEY]["head"] == "projector"
+    assert ckpt[ws.CHECKPOINT_KEY]["settings"]["head"] == "projector"
     # the run's own cfg (Checkpointer's args.json), as the plain method
     cfg = OmegaConf.load(next(ckpts[-1].parent.glob("args.json")))
     OmegaConf.set_struct(cfg, False)
@@ -493,7 +472,9 @@ def test_shipped_cifar_configs_run_one_step_on_cifar_fixture(
     """Each shipped ``<method>_w2`` CIFAR config runs main_pretrain on a tiny on-disk CIFAR.
 
     torchvision's real CIFAR loader reads the fixture (only its expected MD5s point at the
-    fixture's files); nothing is downloaded.
+    fixture's files); nothing is downloaded. The run must have taken its one optimiser step
+    with the W2 term of the config (the checkpoint's ``w2reg`` state: the projector, W2, the
+    config's weight) and left finite parameters.
     """
     import cifar_fixture
     from hydra.core.global_hydra import GlobalHydra
@@ -512,10 +493,20 @@ def test_shipped_cifar_configs_run_one_step_on_cifar_fixture(
             f"data.train_path={root}",
             f"data.val_path={root}",
             *TINY_CPU_RUN,
-            "checkpoint.enabled=false",
+            f"checkpoint.dir={tmp_path / 'ckpt'}",
             "+fast_dev_run=true",
         ]
     )
+    ckpts = sorted((tmp_path / "ckpt").rglob("*.ckpt"))
+    assert ckpts, f"{config}: main_pretrain's Checkpointer wrote no checkpoint"
+    ckpt = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] >= 1, ckpt["global_step"]  # fast_dev_run: one training batch
+    state = ckpt[ws.CHECKPOINT_KEY]
+    assert state["settings"]["head"] == "projector" and state["settings"]["term"] == "w2"
+    cfg = OmegaConf.load(next(ckpts[-1].parent.glob("args.json")))
+    assert state["schedule"]["start"] == pytest.approx(float(cfg.method_kwargs.w2_weight))
+    weights = [t for t in ckpt["state_dict"].values() if t.is_floating_point()]
+    assert weights and all(torch.isfinite(t).all() for t in weights)
 
 
 def test_entry_script_explains_a_missing_source(monkeypatch, tmp_path):

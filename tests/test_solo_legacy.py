@@ -26,9 +26,11 @@ if ws.SOLO_API != "legacy":
         allow_module_level=True,
     )
 
+import solo_cfg  # noqa: E402
 from solo.methods import METHODS  # noqa: E402
 
 import w2reg  # noqa: E402
+from w2reg.adapters import defaults as paper_defaults  # noqa: E402
 
 BATCH = 4
 LEGACY_METHODS = ("simclr", "mocov2plus", "nnclr", "byol", "simsiam", "barlow_twins")
@@ -139,6 +141,40 @@ def test_barlow_twins_default_follows_scale_loss():
     assert model.w2reg.loss.schedule.value_at(3, 3) == 0.0  # a decaying default keeps its end
 
 
+@pytest.mark.parametrize(
+    ("method", "given", "expected"),
+    [case for case in solo_cfg.RULE_CASES if case[0] in LEGACY_METHODS],
+)
+def test_keywords_override_the_defaults_by_the_one_rule(method, given, expected):
+    # the same cases as test_solo_adapter.py's cfg keys: one rule for both APIs. Before the
+    # rule had one home, BYOL's constant 0.2 given w2_weight=3.0 became LinearDecay(3.0, 0.2)
+    # here (a decay to the default's end) while the cfg API kept 3.0 constant.
+    model = build(method + "_w2", **given)
+    schedule = model.w2reg.loss.schedule
+    assert (schedule.value_at(0, 3), schedule.value_at(3, 3)) == pytest.approx(expected)
+    assert model.w2reg.loss.term.name == given.get("w2_term", "w2")
+    assert not {"w2_weight", "w2_final_weight", "w2_term"} & set(model.extra_args)
+
+
+def test_lu_default_is_the_tables_lu_weight_times_solos_scale():
+    model = build("simsiam_w2", w2_term="lu")
+    expected = paper_defaults.default_weights("simsiam", "lu")[0] * ws.SOLO_LOSS_SCALE["simsiam"]
+    assert model.w2reg.loss.schedule.value_at(0, 3) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="w2_term must be one of"):
+        build("byol_w2", w2_term="sigreg")
+
+
+def test_non_default_settings_survive_pickling():
+    import pickle
+
+    model = build("byol_w2", w2_weight=0.7, w2_final_weight=0.1, w2_method="iterative")
+    copy = pickle.loads(pickle.dumps(model))
+    assert type(copy) is type(model) and copy.w2reg.settings() == model.w2reg.settings()
+    assert copy.w2reg.loss.method == "iterative"
+    schedule = copy.w2reg.loss.schedule
+    assert (schedule.value_at(0, 3), schedule.value_at(3, 3)) == pytest.approx((0.7, 0.1))
+
+
 def test_w2_settings_are_constructor_keywords():
     model = build("barlow_twins_w2", w2_weight=3.0, w2_final_weight=1.0)
     assert model.w2reg.loss.schedule.value_at(0, 3) == 3.0
@@ -146,15 +182,6 @@ def test_w2_settings_are_constructor_keywords():
     assert "w2_weight" not in model.extra_args
     with pytest.raises(ValueError, match="w2_weight"):
         build("simclr_w2", w2_weight=-1.0)
-
-
-class _Views(torch.utils.data.Dataset):
-    def __len__(self) -> int:
-        return 2 * BATCH
-
-    def __getitem__(self, i: int) -> tuple[int, list[torch.Tensor], int]:
-        g = torch.Generator().manual_seed(i)
-        return i, [torch.randn(3, 16, 16, generator=g) for _ in range(2)], i % 3
 
 
 def test_fit_logs_and_follows_epochs():
@@ -167,18 +194,8 @@ def test_fit_logs_and_follows_epochs():
             weights[trainer.current_epoch] = pl_module.w2reg.loss.last_weight
 
     model = build("barlow_twins_w2", scale_loss=1.0)  # the paper's loss scale: 30 -> 0
-    trainer = pl.Trainer(
-        max_epochs=3,
-        limit_train_batches=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Record()],
-    )
-    trainer.fit(model, torch.utils.data.DataLoader(_Views(), batch_size=BATCH))
+    trainer = solo_cfg.trainer(pl, max_epochs=3, limit_train_batches=1, callbacks=[Record()])
+    trainer.fit(model, solo_cfg.loader(2 * BATCH))
     assert weights == pytest.approx({0: 30.0, 1: 20.0, 2: 10.0})
     for key in (ws.LOG_W2, ws.LOG_WEIGHT, ws.LOG_TERM):
         assert f"{key}_epoch" in trainer.callback_metrics

@@ -257,7 +257,7 @@ def test_any_solo_method_as_name_w2_with_a_relative_config_path(tmp_path, monkey
     ckpts = sorted((tmp_path / "trained_models" / "vicreg_w2").rglob("*.ckpt"))
     assert ckpts, "main_pretrain's Checkpointer wrote no checkpoint"
     ckpt = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
-    assert ckpt[ws.CHECKPOINT_KEY]["head"] == "projector"
+    assert ckpt[ws.CHECKPOINT_KEY]["settings"]["head"] == "projector"
     cfg = OmegaConf.load(next(ckpts[-1].parent.glob("args.json")))
     OmegaConf.set_struct(cfg, False)
     assert cfg.method_kwargs.w2_weight == 1.0  # outside the paper's eight
@@ -339,6 +339,80 @@ def test_help_with_a_solo_source_adds_hydras(tmp_path, monkeypatch, capsys):
     assert exit_.value.code == 0
     assert out.startswith(f"usage: {solo_pretrain.PROG}") and str(MAIN_PRETRAIN) in out
     assert "powered by Hydra" in out and "method: byol_w2" in out, out[-3000:]
+
+
+def test_an_unknown_config_name_lists_the_configs(tmp_path):
+    """Hydra's own error says only "Cannot find primary config 'byol_w3'" (issue 19)."""
+    result, log = _run(["--config-name", "byol_w3"], tmp_path, _env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr, log
+    assert "no byol_w3.yaml in" in result.stderr and "Did you mean 'byol_w2'?" in result.stderr
+    assert " ".join(solo_pretrain.shipped_configs()) in result.stderr, log
+    mine = tmp_path / "my_configs"
+    mine.mkdir()
+    (mine / "vicreg_small.yaml").write_text("method: vicreg\n")
+    with pytest.raises(solo_pretrain.ConfigNotFoundError, match=r"there: vicreg_small$"):
+        solo_pretrain.main(["--config-path", str(mine), "--config-name=vicreg"])
+    # found, or not decidable from the arguments (another search path): Hydra's business
+    solo_pretrain.check_config_name(["--config-path", str(mine), "-cn", "vicreg_small"])
+    solo_pretrain.check_config_name(["-cp", str(mine), "-cn", "x", "--config-dir", "/else"])
+
+
+def test_without_solo_learn_the_hint_works_offline(tmp_path):
+    """The install hint names a source tree and docs/install.md, not only a git+https URL."""
+    (tmp_path / "main_pretrain.py").write_text("raise SystemExit('not reached')\n")
+    code = (
+        "import sys\n"
+        "sys.modules['solo'] = None  # solo-learn not installed\n"
+        "from w2reg.adapters.solo_pretrain import _cli\n"
+        f"sys.argv = ['x', '--solo-src', {str(tmp_path)!r}, '--config-name', 'byol_w2']\n"
+        "sys.exit(_cli())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True
+    )
+    err = result.stderr
+    assert result.returncode == 2 and "Traceback" not in err, err
+    assert "w2reg.adapters.solo needs solo-learn" in err and "git+https" not in err, err
+    assert "local clone or an unpacked archive" in err and "docs/install.md" in err, err
+    assert "--no-build-isolation --no-deps /path/to/solo-learn" in err, err
+
+
+def _docs_cpu_block() -> str:
+    """docs/solo.md's one-process CPU recipe: the bash block with ``"devices='1'"``."""
+    from doc_snippets import blocks
+
+    found = [b.code for b in blocks(TESTS.parent / "docs" / "solo.md", "bash")]
+    found = [code for code in found if "\"devices='1'\"" in code]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@needs_source
+def test_docs_one_process_cpu_recipe_runs_as_written(tmp_path):
+    """docs/solo.md's CPU commands, run as a user pastes them (from a copy of the clone's
+    examples/; Fashion-MNIST from the tiny fixture instead of the full dataset on disk)."""
+    import shutil
+
+    import fashion_mnist_fixture
+
+    block = _docs_cpu_block()
+    work = tmp_path / "clone"
+    shutil.copytree(TESTS.parent / "examples", work / "examples")
+    # export_imagefolder.py's --data-dir default, looked at before Debian's folder
+    fashion_mnist_fixture.write(work / "data", n_train=64, n_test=32)
+    env = _env(**{solo_pretrain.ENV_VAR: str(MAIN_PRETRAIN)})
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=work,
+        env={**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = f"rc={result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, log
+    ckpts = list((work / "trained_models" / "byol_w2").rglob("byol_w2-custom-*-ep=0.ckpt"))
+    assert len(ckpts) == 1, log
 
 
 @needs_source

@@ -140,12 +140,28 @@ def test_cpu_autocast_runs_in_float64() -> None:
     assert _rel(float(value), bures_w2(z.detach().double().numpy())) < 1e-2
 
 
-def test_no_grad_path_gives_same_value() -> None:
-    z = torch.randn(100, 30)
+@pytest.mark.parametrize("method", ["exact", "iterative", "eigh32"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_no_grad_path_gives_same_value(method: str, dtype: torch.dtype) -> None:
+    """Without gradients a method may skip what only the backward needs (``need_polar``
+    False: "exact" then takes eigenvalues only); the value is the same. Each method by
+    name: "auto" on CPU is "eigh32", which has no such branch."""
+    from w2reg._methods import IMPLEMENTATIONS
+
+    z = torch.randn(100, 30, dtype=dtype)
     with torch.no_grad():
-        a = w2_uniformity(z)
-    b = w2_uniformity(z.requires_grad_())
-    assert torch.allclose(a, b.detach())
+        a = w2_uniformity(z, method=method)
+    b = w2_uniformity(z.clone().requires_grad_(), method=method)
+    assert b.requires_grad and not a.requires_grad
+    assert float(a) == pytest.approx(
+        float(b.detach()), rel=1e-12 if dtype == torch.float64 else 1e-6
+    )
+    forward, _ = IMPLEMENTATIONS[method]
+    xc = (z - z.mean(dim=0)).to(torch.float64 if dtype == torch.float64 else torch.float32)
+    (value, saved, _), (value_g, saved_g, _) = forward(xc, False), forward(xc, True)
+    assert float(value) == pytest.approx(float(value_g), rel=1e-12)
+    if method == "exact":  # the no-grad path is the one without eigenvectors
+        assert saved == () and len(saved_g) == 2
 
 
 def test_finite_sample_floor_matches_paper() -> None:
@@ -184,6 +200,17 @@ def test_module_weights_views_and_exposes_unweighted_value() -> None:
         reg(torch.randn(4, 3), torch.randn(4, 5))
     with pytest.raises(ValueError, match="at least one view"):
         reg()
+
+
+@pytest.mark.parametrize("term", ["w2", "lu"])
+def test_views_with_different_row_counts_are_refused(term: str) -> None:
+    # two views of one batch have one row per image each: (64, m) and (48, m) are not that, and
+    # were concatenated silently into a 112-row W2 (issue 19)
+    reg = w2reg.W2Uniformity() if term == "w2" else w2reg.Regularizer("lu")
+    with pytest.raises(ValueError, match=r"one batch.*\(64, 8\), \(48, 8\)"):
+        reg(torch.randn(64, 8), torch.randn(48, 8))
+    assert reg.last_value is None  # nothing was computed
+    reg(torch.randn(48, 8), torch.randn(48, 8))  # one batch: fine
 
 
 # ------------------------------------------------------------------ row normalisation (robust)
@@ -267,15 +294,36 @@ def test_bad_method_is_named() -> None:
         w2reg.W2Uniformity(1.0, method="fast")
 
 
+@pytest.mark.parametrize("method", ["auto", "iterative", "exact"])
+def test_unchecked_nan_propagates_into_the_value(method: str) -> None:
+    """Where the NaN check does not run (here: under torch.compile on CPU; on accelerators
+    without strict checks) a NaN in z must give NaN, never a plausible W2. Before, the final
+    square root's subgradient guard mapped NaN to 0.0, the best possible W2."""
+    bad = torch.tensor([[1.0, float("nan")], [0.0, 1.0], [2.0, 0.5]])
+    compiled = torch.compile(lambda z: w2_uniformity(z, method=method), backend="eager")
+    assert math.isnan(float(compiled(bad)))
+    assert math.isnan(float(compiled(bad.double())))
+    assert float(compiled(torch.ones(4, 3))) == pytest.approx(
+        float(w2_uniformity(torch.ones(4, 3)))
+    )
+
+
 def test_strict_checks_switch() -> None:
+    """The switch itself: it returns the old setting, refuses non-bools, and leaves the CPU's
+    checks as they are (they run either way: free there). What it switches on, the reading
+    of accelerator data, is tested where there is one: tests/test_cuda.py
+    (test_strict_checks_read_cuda_data_only_when_on)."""
     bad = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
-    assert w2reg.set_strict_checks(True) is False
-    try:
-        with pytest.raises(ValueError, match="NaN or Inf"):
-            w2_uniformity(bad)
-    finally:
-        assert w2reg.set_strict_checks(False) is True
-    with pytest.raises(ValueError, match="enabled must be True or False"):
-        w2reg.set_strict_checks("yes")  # type: ignore[arg-type]
-    # without data there is nothing to check
-    w2_uniformity(torch.empty(8, 4, device="meta"))
+    for strict in (False, True):
+        old = w2reg.set_strict_checks(strict)
+        try:
+            assert old is False and w2reg._validation.strict_checks() is strict
+            with pytest.raises(ValueError, match="NaN or Inf"):
+                w2_uniformity(bad)
+            w2_uniformity(torch.empty(8, 4, device="meta"))  # no data: nothing to read
+        finally:
+            assert w2reg.set_strict_checks(False) is strict
+    for value in ("yes", 1, None):
+        with pytest.raises(ValueError, match="enabled must be True or False"):
+            w2reg.set_strict_checks(value)  # type: ignore[arg-type]
+    assert w2reg._validation.strict_checks() is False

@@ -250,6 +250,18 @@ def test_under_cpu_autocast() -> None:
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_shape_only_tensors_give_a_shape_only_result(dtype: torch.dtype) -> None:
+    """Meta tensors (shape only, as in torch.compile's tracing) go through as W2's do: the
+    core's one autocast-off rule has nothing to disable there (before: 'unsupported
+    scalarType' from torch.autocast(device_type='meta'))."""
+    z = torch.empty(16, 8, device="meta", dtype=dtype)
+    for fn in (zero_cl_loss, zero_fcl_loss, zero_icl_loss):
+        out = fn(z, z)
+        assert out.device.type == "meta" and out.shape == () and out.dtype == dtype
+    assert w2reg.w2_uniformity(z).device.type == "meta"
+
+
 # ----------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     "z1,z2,match",
@@ -277,3 +289,11 @@ def test_bad_hyperparameters_raise() -> None:
         zero_cl_loss(z1, z2, std_eps=-1.0)
     with pytest.raises(ValueError, match="eps must be > 0"):
         ZeroCLLoss(eps=-1.0)
+    with pytest.raises(ValueError, match=r"eps must be > 0 \(the whitening ridge\).*'0\.01'"):
+        zero_cl_loss(z1, z2, eps="0.01")
+    with pytest.raises(ValueError, match="std_eps must be > 0.*inf"):
+        ZeroCLLoss(std_eps=float("inf"))
+    with pytest.raises(ValueError, match="instance_weight must be a finite, non-negative"):
+        zero_cl_loss(z1, z2, instance_weight=-1.0)
+    with pytest.raises(ValueError, match="feature_weight must be a finite, non-negative"):
+        ZeroCLLoss(feature_weight=None)
