@@ -3,8 +3,8 @@
 ========================  ===================================================================
 ``--dataset``             what is read (``--data-dir``), train / test split
 ========================  ===================================================================
-``cifar10``, ``cifar100``  torchvision's ``CIFAR10`` / ``CIFAR100`` (downloaded unless
-                          ``--no-download``); the official train / test split
+``cifar10``, ``cifar100``  torchvision's ``CIFAR10`` / ``CIFAR100`` (downloaded only with
+                          ``--download``); the official train / test split
 ``fashion-mnist``         torchvision's ``FashionMNIST`` (28x28 grey, used as RGB at 32x32),
                           from torchvision's layout ``<data-dir>/FashionMNIST/raw/`` or, read
                           in place, the gzipped idx files in ``<data-dir>``, in
@@ -85,7 +85,7 @@ DATASETS: dict[str, DatasetInfo] = {
         (0.3530, 0.3530, 0.3530),
         "Install it offline with `apt-get install dataset-fashion-mnist` (found automatically "
         f"in {DEBIAN_FASHION_MNIST}), or put the four *-idx?-ubyte.gz files in {{root}}, "
-        "or let torchvision download it (without --no-download, with network).",
+        "or let torchvision download it (--download, with network).",
     ),
     "imagefolder": DatasetInfo(
         "imagefolder",
@@ -166,7 +166,7 @@ def load_cifar(dataset: str, root: str | Path, *, train: bool, download: bool = 
             missing_message(dataset, root, f"could not be downloaded: {exc}")
         ) from None
     except RuntimeError as exc:  # "Dataset not found or corrupted", bad checksum
-        reason = str(exc).split(".")[0] if download else "--no-download was given"
+        reason = str(exc).split(".")[0] if download else "not downloaded: --download was not given"
         raise DataMissing(missing_message(dataset, root, reason)) from None
 
 
@@ -247,7 +247,9 @@ def load_fashion_mnist(root: str | Path, *, train: bool, download: bool = True) 
             missing_message("fashion-mnist", root, f"could not be downloaded: {exc}")
         ) from None
     except RuntimeError as exc:
-        reason = str(exc).splitlines()[0] if download else "--no-download was given"
+        reason = (
+            str(exc).splitlines()[0] if download else "not downloaded: --download was not given"
+        )
         raise DataMissing(missing_message("fashion-mnist", root, reason)) from None
 
 
@@ -340,6 +342,19 @@ def subset(dataset: Dataset, n: int | None, seed: int) -> Dataset:
         return dataset
     g = torch.Generator().manual_seed(seed)
     return Subset(dataset, torch.randperm(total, generator=g)[:n].tolist())
+
+
+def split(dataset: Dataset, n: int, seed: int) -> tuple[Dataset, Dataset]:
+    """``(rest, held_out)``: a seeded random ``n`` items held out, the others kept.
+
+    For choosing a weight on training images only (the test split stays untouched).
+    """
+    total = len(dataset)  # type: ignore[arg-type]
+    if not 1 <= n < total:
+        raise ValueError(f"cannot hold out {n} of {total} images")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(total, generator=g).tolist()
+    return Subset(dataset, order[n:]), Subset(dataset, order[:n])
 
 
 # -- transforms --------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 import w2reg
 from w2reg.adapters.callbacks import embed_labelled, embed_loader, epoch_due, measure
-from w2reg.adapters.lightly_methods import LightningModule
+from w2reg.adapters.lightly_recipe import LightningModule
 
 #: The Lightning package of the ready lightly models ("lightning.pytorch" or
 #: "pytorch_lightning"): their Trainer and callbacks must come from it.

@@ -1,7 +1,10 @@
 """The example scripts' reporting: the paper's numbers, the summary table, JSON files.
 
-``PAPER`` holds the linear-probe top-1 and test-set W2 that Fang et al. (ICLR 2024) publish
-for CIFAR-10/100 (ResNet-18, 500 epochs); the scripts print their own numbers next to them.
+``PAPER`` is the one home of the numbers Fang et al. (ICLR 2024) publish for CIFAR-10/100
+(ResNet-18, 500 epochs, linear probe): the authors' repository README (statsle/WassersteinSSL)
+gives Acc@1, test-set W2, L_U and alignment for MoCo v2, BYOL, Barlow Twins and Zero-CL plain,
+``+ L_U`` and ``+ W2`` (the paper's Table 2); the paper gives Acc@1 and W2 of the plain
+SimCLR, NNCLR, SimSiam and AlignUniform. The scripts print their own numbers next to them.
 """
 
 from __future__ import annotations
@@ -10,42 +13,83 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from w2reg.adapters.lightly import METHODS
 
 #: ``--method`` choices: the ready lightly models' names.
 METHOD_NAMES = tuple(METHODS)
 
-#: Linear-probe top-1 (%) and test-set W2 published by Fang et al. (ICLR 2024),
-#: as ``PAPER[method][w2][dataset] = (acc, w2)``; ``None`` where the paper has no such run.
-PAPER: dict[str, dict[bool, dict[str, tuple[float, float] | None]]] = {
-    "simclr": {False: {"cifar10": (89.85, 1.04), "cifar100": (63.43, 1.05)}},
-    "nnclr": {False: {"cifar10": (87.46, 1.23), "cifar100": (54.90, 1.23)}},
-    "simsiam": {False: {"cifar10": (86.71, 1.19), "cifar100": (56.10, 1.21)}},
-    "align_uniform": {False: {"cifar10": (90.37, 0.94), "cifar100": (65.08, 0.95)}},
+
+class PaperRow(NamedTuple):
+    """One published result: linear-probe Acc@1 (%), test-set W2, L_U and alignment ``A``
+    (``None`` where only the paper's Acc@1 and W2 exist)."""
+
+    top1: float
+    w2: float
+    lu: float | None = None
+    alignment: float | None = None
+
+
+_P = PaperRow
+#: ``PAPER[method][arm][dataset]``: the published results, arms ``plain``, ``lu``, ``w2``.
+PAPER: dict[str, dict[str, dict[str, PaperRow]]] = {
+    "simclr": {"plain": {"cifar10": _P(89.85, 1.04), "cifar100": _P(63.43, 1.05)}},
+    "nnclr": {"plain": {"cifar10": _P(87.46, 1.23), "cifar100": _P(54.90, 1.23)}},
+    "simsiam": {"plain": {"cifar10": _P(86.71, 1.19), "cifar100": _P(56.10, 1.21)}},
+    "align_uniform": {"plain": {"cifar10": _P(90.37, 0.94), "cifar100": _P(65.08, 0.95)}},
     "mocov2": {
-        False: {"cifar10": (90.65, 1.06), "cifar100": (60.27, 1.07)},
-        True: {"cifar10": (91.41, 0.33), "cifar100": (63.68, 0.28)},
+        "plain": {
+            "cifar10": _P(90.65, 1.06, -3.75, 0.51),
+            "cifar100": _P(60.27, 1.07, -3.60, 0.46),
+        },
+        "lu": {"cifar10": _P(90.98, 0.98, -3.82, 0.53), "cifar100": _P(61.21, 0.98, -3.81, 0.52)},
+        "w2": {"cifar10": _P(91.41, 0.33, -3.84, 0.63), "cifar100": _P(63.68, 0.28, -3.86, 0.66)},
     },
     "byol": {
-        False: {"cifar10": (89.53, 1.21), "cifar100": (63.66, 1.20)},
-        True: {"cifar10": (90.31, 0.38), "cifar100": (65.16, 0.36)},
+        "plain": {
+            "cifar10": _P(89.53, 1.21, -2.99, 0.31),
+            "cifar100": _P(63.66, 1.20, -2.87, 0.33),
+        },
+        "lu": {"cifar10": _P(90.09, 1.09, -3.66, 0.40), "cifar100": _P(62.68, 1.08, -3.70, 0.51)},
+        "w2": {"cifar10": _P(90.31, 0.38, -3.90, 0.65), "cifar100": _P(65.16, 0.36, -3.91, 0.69)},
     },
     "barlow_twins": {
-        False: {"cifar10": (91.16, 0.22), "cifar100": (68.19, 0.23)},
-        True: {"cifar10": (91.43, 0.19), "cifar100": (68.47, 0.19)},
+        "plain": {
+            "cifar10": _P(91.16, 0.22, -3.91, 0.75),
+            "cifar100": _P(68.19, 0.23, -3.91, 0.75),
+        },
+        "lu": {"cifar10": _P(91.38, 0.21, -3.92, 0.76), "cifar100": _P(68.41, 0.22, -3.91, 0.76)},
+        "w2": {"cifar10": _P(91.43, 0.19, -3.92, 0.76), "cifar100": _P(68.47, 0.19, -3.91, 0.79)},
     },
     "zero_cl": {
-        False: {"cifar10": (91.35, 0.15), "cifar100": (68.50, 0.15)},
-        True: {"cifar10": (91.42, 0.14), "cifar100": (68.55, 0.14)},
+        "plain": {
+            "cifar10": _P(91.35, 0.15, -3.94, 0.70),
+            "cifar100": _P(68.50, 0.15, -3.93, 0.75),
+        },
+        "lu": {"cifar10": _P(91.28, 0.15, -3.94, 0.72), "cifar100": _P(68.44, 0.15, -3.93, 0.74)},
+        "w2": {"cifar10": _P(91.42, 0.14, -3.94, 0.71), "cifar100": _P(68.55, 0.14, -3.94, 0.76)},
     },
 }
+del _P
+
+
+def paper_row(method: str, arm: str, dataset: str = "cifar10") -> PaperRow | None:
+    """The published result of ``method`` in ``arm`` (``plain``, ``lu``, ``w2``) on
+    ``dataset``, or ``None`` if the paper has no such run.
+
+    >>> paper_row("mocov2", "lu")
+    PaperRow(top1=90.98, w2=0.98, lu=-3.82, alignment=0.53)
+    >>> paper_row("simclr", "w2") is None
+    True
+    """
+    return PAPER.get(method, {}).get(arm, {}).get(dataset)
 
 
 def paper_result(method: str, w2: bool, dataset: str) -> tuple[float, float] | None:
     """``(linear top-1 %, test W2)`` from the paper, or ``None`` if it has no such run."""
-    return PAPER.get(method, {}).get(w2, {}).get(dataset)
+    row = paper_row(method, "w2" if w2 else "plain", dataset)
+    return None if row is None else (row.top1, row.w2)
 
 
 # -- reporting -----------------------------------------------------------------------------------

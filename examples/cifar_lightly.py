@@ -17,20 +17,29 @@ written to the logger (TensorBoard if installed, else CSV, under ``--out-dir``),
 
 Examples::
 
-    python examples/cifar_lightly.py --method byol --dataset cifar10 --w2
-    python examples/cifar_lightly.py --method byol --dataset cifar10 --no-w2
     python examples/cifar_lightly.py --dataset fake --fast-dev-run     # offline CPU smoke run
+    python examples/cifar_lightly.py --method byol --dataset cifar10 --download --w2
+    python examples/cifar_lightly.py --method byol --dataset cifar10 --no-w2
+    python examples/cifar_lightly.py --dataset fashion-mnist --width 16 --budget-minutes 20
     python examples/cifar_lightly.py --dataset fashion-mnist --width 16 --epochs 5
+    python examples/cifar_lightly.py --backbone vit_tiny_patch16_224 --backbone-args patch_size=4
     python examples/cifar_lightly.py --dataset imagefolder --data-dir my_images/
 
-CIFAR and Fashion-MNIST are downloaded by torchvision into ``--data-dir`` unless
-``--no-download``; without them (and without network) the script says where to put the
-files. Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` installs it.
+Nothing is downloaded unless ``--download`` (torchvision then fetches CIFAR or Fashion-MNIST
+into ``--data-dir``); without the files the script says where to put them and what to pass.
+Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` installs it. With no
+flags it runs the paper's recipe (500 epochs of CIFAR-10: hours on a GPU); ``--epochs N`` or
+``--budget-minutes M`` (pre-training and evaluation within M minutes, from a timed
+calibration) run less. The evaluation prints a line per phase and the linear probe's
+progress; under ``--budget-minutes`` the probe stops when the budget is spent (recorded in
+``results.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import datetime
 import os
 import sys
 import time
@@ -41,6 +50,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _backbones as backbones  # noqa: E402
 import _datasets as data  # noqa: E402
 import _evaluation as evaluation  # noqa: E402
 import _reporting as reporting  # noqa: E402
@@ -73,7 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="constant W2 weight (default: the method's, e.g. BarlowTwins 30->0 decay)",
     )
-    p.add_argument("--epochs", type=int, default=500, help="pre-training epochs")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--epochs", type=int, default=None, help="pre-training epochs (default: 500, the paper's)"
+    )
+    budget.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=None,
+        help="instead of --epochs: as many epochs as let pre-training and the evaluation fit "
+        "in this many minutes, from a timed calibration; the linear probe stops at the budget",
+    )
     p.add_argument("--batch-size", type=int, default=256, help="global batch (all devices)")
     p.add_argument("--lr", type=float, default=None, help="default: 0.2 * batch / 256 (LARS)")
     p.add_argument(
@@ -82,14 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=64,
         help="ResNet-18 base width: 64 is the paper's (512-d features), 16 a quarter (CPU)",
     )
+    backbones.add_arguments(p)
     p.add_argument("--proj-hidden-dim", type=int, default=2048, help="projector width")
     p.add_argument("--proj-output-dim", type=int, default=256, help="projection dim m")
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset folder")
     p.add_argument(
         "--download",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="let torchvision download CIFAR / Fashion-MNIST when missing",
+        default=False,
+        help="let torchvision download CIFAR (170 MB) / Fashion-MNIST (30 MB) into --data-dir "
+        "when missing (default: offline, nothing is downloaded)",
     )
     p.add_argument(
         "--test-fraction",
@@ -101,7 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator")
     p.add_argument("--devices", default="auto", help="e.g. 1, 4, 'auto'")
     p.add_argument("--precision", default="32-true", help="e.g. 32-true, 16-mixed, bf16-mixed")
-    p.add_argument("--num-workers", type=int, default=8, help="DataLoader workers")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="DataLoader workers (default: half the CPUs, at most 8)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's; 1 on a busy machine with few cores)",
+    )
     p.add_argument("--knn-every", type=int, default=10, help="kNN/uniformity every n epochs")
     p.add_argument("--knn-k", type=int, default=200, help="kNN neighbours")
     p.add_argument("--probe-epochs", type=int, default=100, help="linear-probe epochs")
@@ -155,9 +188,30 @@ def _logger(out_dir: Path, name: str, package: str) -> Any:
         return CSVLogger(str(out_dir), name=name)
 
 
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _say(message: str) -> None:
+    """A progress line (stderr, so the results table stays clean on stdout)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Pre-train, evaluate, print the summary; return the results dict (also in JSON)."""
     args = build_parser().parse_args(argv)
+    paper_recipe = args.epochs is None and args.budget_minutes is None
+    args.epochs = 500 if args.epochs is None else args.epochs
+    if args.num_workers is None:
+        args.num_workers = min(8, _cpus() // 2)
+    if args.threads is not None:
+        torch.set_num_threads(max(args.threads, 1))
+    if args.budget_minutes is not None and (args.budget_minutes <= 0 or args.fast_dev_run):
+        raise SystemExit(
+            f"--budget-minutes must be > 0, got {args.budget_minutes}"
+            if args.budget_minutes <= 0
+            else "--budget-minutes and --fast-dev-run exclude each other"
+        )
     if args.fast_dev_run:
         args.epochs = 1
         args.subset = min(args.subset or 32, 32)
@@ -178,11 +232,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from w2reg.adapters.callbacks import UniformityMonitor, spectrum_figure
     from w2reg.adapters.lightly import create_model
-    from w2reg.adapters.lightly_methods import cifar_resnet18
 
     seed_everything(args.seed, workers=True)
     start = time.perf_counter()
+    backbones.check(args)
     run = f"{args.dataset}_{args.method}_{'w2' if args.w2 else 'plain'}"
+    run += "" if args.backbone == backbones.DEFAULT else f"_{args.backbone}"
     out_dir = args.out_dir / run
 
     # -- data ------------------------------------------------------------------------------
@@ -194,7 +249,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         train_base = data.load(args.dataset, args.data_dir, train=True, download=download, **split)
         test_base = data.load(args.dataset, args.data_dir, train=False, download=False, **split)
     except data.DataMissing as exc:
-        raise SystemExit(f"error: {exc}") from None
+        raise SystemExit(
+            f"error: {exc}\n"
+            + ("" if args.download else "Or pass --download to let torchvision fetch it. ")
+            + "To try the script offline first, with nothing on disk: "
+            "python examples/cifar_lightly.py --dataset fake --fast-dev-run"
+        ) from None
     num_classes = data.num_classes(args.dataset, train_base)
     train_base = data.subset(train_base, args.subset, args.seed)
     test_base = data.subset(test_base, args.subset, args.seed + 1)
@@ -255,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         shuffle=True,
         drop_last=n_train >= 2 * args.batch_size,
     )
+    image_size = train_base[0][0].size[0]  # type: ignore[index]  # square RGB PIL images
+    backbone, backbone_dim = backbones.build(args, image_size)
     model = create_model(
         args.method,
         w2=args.w2,
@@ -264,11 +326,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         lr=args.lr,
         proj_hidden_dim=args.proj_hidden_dim,
         proj_output_dim=args.proj_output_dim,
-        backbone=cifar_resnet18(args.width),
-        feature_dim=8 * args.width,
+        backbone=backbone,
+        feature_dim=backbone_dim,
         gather_distributed=world > 1,
     )
+    calibration = None
+    if args.budget_minutes is not None:
+        if world > 1:
+            raise SystemExit("--budget-minutes runs on one device; give --epochs with several")
+        calibration = _calibrate(args, model, ssl_loader, bank_loader, len(test_base), start)
+        args.epochs = model.max_epochs = model.hparams.max_epochs = calibration["epochs"]
+        trainer.fit_loop.max_epochs = args.epochs
+        # a guard: pre-training stops where the budget, less the evaluation, is spent
+        left = 0.95 * 60.0 * args.budget_minutes - calibration["evaluation_seconds"]
+        cap = max(left - (time.perf_counter() - start), 1.0)
+        trainer.callbacks.append(callbacks.Timer(duration=datetime.timedelta(seconds=cap)))
+        seed_everything(args.seed, workers=True)  # the run as without the calibration
+    _say(
+        f"{run}: {args.epochs} epochs x {len(ssl_loader)} steps (batch {args.batch_size}, "
+        f"{n_train} images)"
+        + (f", then kNN and a {args.probe_epochs}-epoch linear probe" if args.eval else "")
+        + (
+            " -- the paper's recipe, hours on a GPU; --epochs N or --budget-minutes M for less"
+            if paper_recipe and not args.fast_dev_run
+            else ""
+        )
+    )
     trainer.fit(model, ssl_loader)
+    epochs_done = int(trainer.current_epoch)
+    if epochs_done < args.epochs and not args.fast_dev_run:
+        _say(
+            f"pre-training: stopped by --budget-minutes after {epochs_done} of {args.epochs} "
+            "epochs (the calibration underestimated this machine's time per epoch)"
+        )
     if world > 1:
         # The evaluation below runs on rank 0 alone, on one device.
         import torch.distributed as dist
@@ -296,10 +386,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else "cpu"
     )
     model = model.to(device)
+    eval_start = time.perf_counter()
+    _say(f"evaluation: W2, L_U, rank and alignment of the {len(test_base)} test images ...")
     uniformity = evaluation.test_metrics(model, test_loader, test_views_loader)
+    _say(f"evaluation: kNN (k = {args.knn_k}, bank of {n_train} images) ...")
     knn_top1 = evaluation.knn_accuracy(
         model, bank_loader, test_loader, num_classes=num_classes, k=args.knn_k
     )
+    _say(
+        f"evaluation: kNN top-1 {knn_top1:.2f} % ({time.perf_counter() - eval_start:.0f} s); "
+        f"linear probe, {args.probe_epochs} epochs ..."
+    )
+    probe_limit = None
+    if calibration is not None:  # the probe gets what is left of the budget (at least 30 s)
+        left = 60.0 * args.budget_minutes - (time.perf_counter() - start)
+        probe_limit = datetime.timedelta(seconds=max(left, 30.0))
 
     # lightly's benchmarking modules are `pytorch_lightning` modules: train them with its Trainer.
     import pytorch_lightning as ptl
@@ -328,14 +429,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         devices=1,
         precision=args.precision,
         logger=_logger(args.out_dir, f"{run}_probe", "pytorch_lightning"),
-        callbacks=[metrics],
+        callbacks=[metrics, _probe_progress(ptl.Callback)()],
         fast_dev_run=1 if args.fast_dev_run else False,
         enable_checkpointing=False,
         enable_model_summary=False,
         log_every_n_steps=min(50, max(len(probe_loader), 1)),
+        max_time=probe_limit,
     )
     probe_trainer.fit(probe, probe_loader, test_loader)
     val_top1 = metrics.val_metrics.get("val_top1", [float("nan")])
+    probe_done = len(metrics.val_metrics.get("val_top1", []))
+    if probe_done < args.probe_epochs and not args.fast_dev_run:
+        _say(
+            f"linear probe: stopped by --budget-minutes after {probe_done} of "
+            f"{args.probe_epochs} epochs; its top-1 is that epoch's"
+        )
 
     paper = reporting.paper_result(args.method, args.w2, args.dataset)
     results: dict[str, Any] = {
@@ -345,9 +453,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "w2_weight": None if not args.w2 else repr(model.w2reg.loss.schedule),
         "epochs": args.epochs,
         "width": args.width,
+        "backbone": backbones.describe(args),
         "batch_size": args.batch_size,
         "subset": args.subset,
         "fast_dev_run": args.fast_dev_run,
+        "budget_minutes": args.budget_minutes,
+        "epochs_done": epochs_done,
+        "calibration": calibration,
+        "probe_epochs": args.probe_epochs,
+        "probe_epochs_done": probe_done,
         "n_test": uniformity["n_samples"],
         "linear_top1": 100.0 * float(val_top1[-1]),
         "linear_top1_best": 100.0 * max(float(v) for v in val_top1),
@@ -387,6 +501,131 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(reporting.summary_table([results]))
     print(f"\nresults: {json_path}   ({results['seconds']:.0f}s)")
     return results
+
+
+def _calibrate(
+    args: argparse.Namespace,
+    model: Any,
+    loader: Any,
+    eval_loader: Any,
+    n_test: int,
+    start: float,
+) -> dict[str, Any]:
+    """Epochs that let pre-training and the evaluation fit in ``--budget-minutes``.
+
+    A copy of ``model`` takes ``min(steps per epoch, 7)`` steps (two epochs of a shorter
+    epoch, so that the epoch's own overhead is timed too); the time from one step's start to
+    the next without the first two (start-up) is the cost per step, the rest of that fit the
+    fixed cost of a Trainer. A few batches of ``eval_loader`` time the backbone's forward per
+    image: the evaluation is ``n_train (1 + probe epochs) + n_test (3 + probe epochs)``
+    forward images (kNN bank and test, the test metrics of the images and two views, every
+    probe epoch's training and validation) plus a Trainer, a monitor epoch ``n_train + 2
+    n_test`` images. Then ``epochs = (0.9 budget - elapsed - evaluation - fixed) / (epoch +
+    monitor / --knn-every)``: a tenth of the budget is kept for what the estimate misses.
+    """
+    import importlib
+
+    pl = importlib.import_module(evaluation.LIGHTNING)
+    budget = 60.0 * args.budget_minutes
+    steps_per_epoch = len(loader)
+    steps = min(steps_per_epoch, 7) if steps_per_epoch > 7 else 2 * steps_per_epoch
+    marks: list[float] = []
+
+    class StepTimer(pl.Callback):  # type: ignore[misc, name-defined]
+        def on_train_batch_start(self, *a: Any) -> None:
+            marks.append(time.perf_counter())
+
+        def on_train_end(self, *a: Any) -> None:
+            marks.append(time.perf_counter())
+
+    _say(f"calibrating for --budget-minutes {args.budget_minutes:g}: {steps} steps ...")
+    trial = copy.deepcopy(model)
+    t0 = time.perf_counter()
+    pl.Trainer(
+        max_steps=steps,
+        max_epochs=2,
+        accelerator=args.accelerator,
+        devices=1,
+        precision=args.precision,
+        logger=False,
+        callbacks=[StepTimer()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(trial, loader)
+    fit_s = time.perf_counter() - t0
+    intervals = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    timed = intervals[2:] or intervals
+    per_step = sum(timed) / len(timed)
+    fixed = max(fit_s - steps * per_step, 0.0)
+    n_train = len(eval_loader.dataset)
+    forward = 0.0
+    if args.eval:
+        device = next(trial.parameters()).device
+        trial.eval()
+        seen, t0 = 0, time.perf_counter()
+        with torch.no_grad():
+            for i, (images, _) in enumerate(eval_loader):
+                trial(images.to(device))
+                seen += len(images)
+                if i == 2:
+                    break
+        forward = (time.perf_counter() - t0) / max(seen, 1)
+    images = n_train * (1 + args.probe_epochs) + n_test * (3 + args.probe_epochs)
+    evaluation_s = forward * images + (fixed if args.eval else 0.0)
+    monitor_s = forward * (n_train + 2 * n_test)
+    epoch_s = steps_per_epoch * per_step
+    spent = time.perf_counter() - start
+    left = 0.9 * budget - spent - evaluation_s - fixed
+    fitting = int(left // (epoch_s + monitor_s / args.knn_every))
+    result = {
+        "seconds_per_step": per_step,
+        "fixed_seconds_per_trainer": fixed,
+        "forward_seconds_per_image": forward,
+        "evaluation_seconds": evaluation_s,
+        "seconds_per_epoch": epoch_s,
+        "calibration_seconds": spent,
+        "budget_seconds": budget,
+        "epochs": fitting,
+    }
+    if fitting < 1:
+        raise SystemExit(
+            f"error: --budget-minutes {args.budget_minutes:g} is too small: one epoch takes "
+            f"about {epoch_s / 60:.1f} min and the evaluation about {evaluation_s / 60:.1f} "
+            f"min on this machine now ({per_step:.2f} s per step, {fixed:.0f} s to start a "
+            "Trainer); raise it, or lower --subset, --width or --probe-epochs, or pass "
+            "--no-eval"
+        )
+    _say(
+        f"calibrated: {per_step:.2f} s per step, evaluation about {evaluation_s / 60:.1f} min: "
+        f"{fitting} epochs"
+    )
+    return result
+
+
+def _probe_progress(base: type) -> type:
+    """A callback class (of ``base``, the probe's Lightning) printing the probe's progress."""
+
+    class ProbeProgress(base):  # type: ignore[misc, valid-type]
+        """About ten lines per probe: epoch, top-1 so far, time per epoch, time left."""
+
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            done, total = trainer.current_epoch + 1, trainer.max_epochs
+            if done != 1 and done != total and done % max(total // 10, 1):
+                return
+            per_epoch = (time.perf_counter() - self.t0) / done
+            top1 = trainer.callback_metrics.get("val_top1")
+            _say(
+                f"linear probe: epoch {done}/{total}"
+                + (f", val top-1 {100 * float(top1):.2f} %" if top1 is not None else "")
+                + f", {per_epoch:.1f} s/epoch, about {(total - done) * per_epoch / 60:.1f} min"
+                " left"
+            )
+
+    return ProbeProgress
 
 
 if __name__ == "__main__":

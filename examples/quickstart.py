@@ -1,4 +1,4 @@
-"""Quickstart: watch W2 uniformity prevent dimensional collapse (offline, CPU, about a minute).
+"""Quickstart: watch W2 uniformity prevent dimensional collapse (offline, CPU, about 10 s).
 
 The script generates its own data and trains the same small encoder twice with a
 non-contrastive objective that has nothing in it to spread the features out:

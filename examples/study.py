@@ -22,9 +22,10 @@ term per method, and the test-set spectra).
 
 Examples::
 
-    # offline smoke run (seconds)
-    python examples/study.py --dataset fake --methods simclr byol --epochs 1 --width 4 \\
-        --train-subset 64 --test-subset 32 --batch-size 16 --out-dir /tmp/study
+    # offline smoke run, about 15 s: shows the pipeline works; its numbers mean nothing
+    python examples/study.py --dataset fake --methods simclr byol --epochs 2 --lr 1 \\
+        --width 4 --train-subset 64 --test-subset 32 --batch-size 16 --threads 1 \\
+        --out-dir /tmp/study
     # the CPU study: all eight methods on Fashion-MNIST, quarter-width ResNet-18
     python examples/study.py --dataset fashion-mnist --width 16 --epochs 5 ...
     # as many epochs as fit in 8 minutes (the GPU recipe, see benchmarks/study_gpu.sh)
@@ -44,13 +45,15 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _arms as arms  # noqa: E402
+import _backbones as backbones  # noqa: E402
 import _datasets as data  # noqa: E402
 import _evaluation as evaluation  # noqa: E402
 import _reporting as reporting  # noqa: E402
@@ -74,7 +77,21 @@ RUN_KEYS = (
     "probe_epochs",
     "lu_samples",
     "precision",
+    "holdout",
+    "backbone",
+    "backbone_args",
 )
+#: What a run on ``--dataset fake`` is (printed and written into study.md's data line).
+FAKE_NOTE = (
+    "random generated images with random labels: a smoke run that shows the pipeline works; "
+    "its accuracies, W2 effects and time ratios mean nothing"
+)
+#: Keys added after runs were committed: a run without the key has this value (so it is reused).
+RUN_KEY_DEFAULTS: dict[str, Any] = {
+    "holdout": None,
+    "backbone": backbones.DEFAULT,
+    "backbone_args": {},
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +117,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(reporting.METHOD_NAMES),
         help="methods to compare",
     )
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        default=["plain", "w2"],
+        help=f"arms of every method: {', '.join(arms.ARMS)}, or <arm>*<factor> (a weight "
+        "sweep); see examples/_arms.py",
+    )
+    p.add_argument(
+        "--more-arms",
+        nargs="*",
+        default=[],
+        help="arms run only for --more-arms-methods (the competitors: sigreg vicreg visreg)",
+    )
+    p.add_argument(
+        "--more-arms-methods",
+        nargs="*",
+        default=None,
+        help="methods that get --more-arms (default: all)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds")
     p.add_argument(
         "--spread-methods",
@@ -119,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="batch size")
     p.add_argument("--lr", type=float, default=None, help="default: 0.2 * batch / 256 (LARS)")
     p.add_argument("--width", type=int, default=64, help="ResNet-18 base width (64: paper)")
+    backbones.add_arguments(p)
     p.add_argument("--proj-hidden-dim", type=int, default=2048, help="projector width")
     p.add_argument("--proj-output-dim", type=int, default=256, help="projection dim m")
     p.add_argument(
@@ -130,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-subset", type=int, default=None, help="use N training images")
     p.add_argument("--test-subset", type=int, default=None, help="use N test images")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the subsets")
+    p.add_argument(
+        "--holdout",
+        type=int,
+        default=None,
+        help="evaluate on N images held out from the TRAINING split instead of the test split "
+        "(pre-training, kNN bank and probe use the rest): for choosing weights",
+    )
     p.add_argument("--knn-k", type=int, default=200, help="kNN neighbours")
     p.add_argument("--probe-epochs", type=int, default=100, help="linear-probe epochs")
     p.add_argument(
@@ -159,28 +203,53 @@ def build_parser() -> argparse.ArgumentParser:
 @dataclass(frozen=True)
 class Run:
     method: str
-    w2: bool
+    arm: arms.Arm
     seed: int
 
     @property
+    def w2(self) -> bool:
+        """Whether a term is added (any arm but plain)."""
+        return self.arm.name != "plain"
+
+    @property
     def name(self) -> str:
-        return f"{self.method}_{'w2' if self.w2 else 'plain'}_s{self.seed}"
+        return f"{self.method}_{self.arm.tag}_s{self.seed}"
 
 
-def plan(methods: Sequence[str], seeds: Sequence[int], spread: Sequence[str] | None) -> list[Run]:
-    """Every method at the first seed, the spread methods at every seed; plain before W2."""
+def plan(
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    spread: Sequence[str] | None,
+    arm_names: Sequence[str] = ("plain", "w2"),
+    more_arms: Sequence[str] = (),
+    more_methods: Sequence[str] | None = None,
+) -> list[Run]:
+    """Every method at the first seed, the spread methods at every seed; per method its
+    arms in order (``arm_names``, then ``more_arms`` for ``more_methods``)."""
     spread_set = set(methods if spread is None else spread)
+    more_set = set(methods if more_methods is None else more_methods)
+    common = [arms.Arm.parse(a) for a in arm_names]
+    extra = [arms.Arm.parse(a) for a in more_arms]
     runs = []
     for i, seed in enumerate(seeds):
         for method in methods:
             if i == 0 or method in spread_set:
-                runs += [Run(method, False, seed), Run(method, True, seed)]
+                own = common + (extra if method in more_set else [])
+                runs += [Run(method, arm, seed) for arm in own]
     return runs
 
 
+def run_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration that defines a run's result (keys at their old default left out)."""
+    return {
+        k: config.get(k, RUN_KEY_DEFAULTS.get(k))
+        for k in RUN_KEYS
+        if k not in RUN_KEY_DEFAULTS or config.get(k) != RUN_KEY_DEFAULTS[k]
+    }
+
+
 def fingerprint(config: dict[str, Any]) -> str:
-    keys = {k: config[k] for k in RUN_KEYS}
-    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(run_keys(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -200,8 +269,20 @@ def _check(args: argparse.Namespace) -> None:
     unknown = set(args.spread_methods or ()) - set(args.methods)
     if unknown:
         raise SystemExit(f"--spread-methods {sorted(unknown)} are not in --methods")
+    unknown = set(args.more_arms_methods or ()) - set(args.methods)
+    if unknown:
+        raise SystemExit(f"--more-arms-methods {sorted(unknown)} are not in --methods")
+    try:
+        parsed = [arms.Arm.parse(a) for a in [*args.arms, *args.more_arms]]
+    except ValueError as err:
+        raise SystemExit(f"--arms: {err}") from None
+    if len({a.tag for a in parsed}) != len(parsed):
+        raise SystemExit(f"--arms and --more-arms must be distinct, got {[str(a) for a in parsed]}")
+    if args.holdout is not None and args.holdout < 2:
+        raise SystemExit(f"--holdout must be >= 2, got {args.holdout}")
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"--seeds must be distinct, got {args.seeds}")
+    backbones.check(args)
 
 
 # -- one run -----------------------------------------------------------------------------------
@@ -219,6 +300,11 @@ class Study:
             raise SystemExit(f"error: {exc}") from None
         self.num_classes = data.num_classes(args.dataset, train)
         self.n_train_all, self.n_test_all = len(train), len(test)
+        self.evaluated_on = "test"
+        if args.holdout is not None:  # choose weights on training images, never the test set
+            train, test = data.split(train, args.holdout, args.data_seed + 2)
+            self.evaluated_on = f"{len(test)} held-out training images"
+            self.n_test_all = len(test)
         self.train = data.subset(train, args.train_subset, args.data_seed)
         self.test = data.subset(test, args.test_subset, args.data_seed + 1)
         if len(self.train) < args.batch_size:
@@ -227,6 +313,7 @@ class Study:
                 "training images"
             )
         self.steps_per_epoch = len(self.train) // args.batch_size  # drop_last
+        self.image_size = int(self.train[0][0].size[0])  # square RGB PIL images
         eval_tf = data.eval_transform(args.dataset)
         self.bank_loader = self.loader(data.Transformed(self.train, eval_tf), shuffle=False)
         self.test_loader = self.loader(data.Transformed(self.test, eval_tf), shuffle=False)
@@ -252,20 +339,20 @@ class Study:
 
     def model(self, run: Run, epochs: int) -> Any:
         from w2reg.adapters.lightly import create_model
-        from w2reg.adapters.lightly_methods import cifar_resnet18
 
         a = self.args
         extra: dict[str, Any] = {}
         if a.pred_hidden_dim is not None and run.method in ("nnclr", "byol", "simsiam"):
             extra["pred_hidden_dim"] = a.pred_hidden_dim
+        backbone, feature_dim = backbones.build(a, self.image_size)
         return create_model(
             run.method,
-            w2=run.w2,
+            **arms.model_kwargs(run.arm, run.method, epochs),
             batch_size=a.batch_size,
             max_epochs=epochs,
             lr=a.lr,
-            backbone=cifar_resnet18(a.width),
-            feature_dim=8 * a.width,
+            backbone=backbone,
+            feature_dim=feature_dim,
             proj_hidden_dim=a.proj_hidden_dim,
             proj_output_dim=a.proj_output_dim,
             **extra,
@@ -348,10 +435,23 @@ class Study:
         model, timer, metrics = self.pretrain(run, epochs, bar=bar)
         pretrain_seconds = time.perf_counter() - start
         pretrain_cpu_seconds = time.process_time() - cpu_start
+        reg = getattr(model, "w2reg", None)
+        term_key = None
+        if reg is not None:
+            from w2reg.adapters.lightly import log_keys
+
+            term_key = log_keys(reg.loss.term.name)[0] + "_epoch"
         result: dict[str, Any] = {
-            **asdict(run),
+            "method": run.method,
+            "arm": str(run.arm),
+            "arm_name": run.arm.name,
+            "arm_factor": run.arm.factor,
+            "w2": run.arm.name == "w2",
+            "seed": run.seed,
             "run": run.name,
-            "w2_weight": repr(model.w2reg.loss.schedule) if run.w2 else None,
+            "w2_weight": repr(reg.loss.schedule) if reg is not None else None,
+            "term": repr(reg.loss.term) if reg is not None else None,
+            "train_term": metrics.get(term_key) if term_key else None,
             "epochs": epochs,
             "steps": int(model.current_step),
             "epoch_seconds": timer.seconds,
@@ -412,7 +512,9 @@ def calibrate(study: Study, runs: Sequence[Run], budget_s: float) -> dict[str, A
     for method in methods:
         timer = _StepTimer()
         t0 = time.perf_counter()
-        model, _, _ = study.pretrain(Run(method, True, 0), 1, max_steps=steps, callbacks=[timer])
+        model, _, _ = study.pretrain(
+            Run(method, arms.Arm("w2"), 0), 1, max_steps=steps, callbacks=[timer]
+        )
         wall = time.perf_counter() - t0
         timed = timer.intervals[2:] or timer.intervals
         per_step[method] = sum(timed) / len(timed)
@@ -518,7 +620,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         torch.set_float32_matmul_precision("high")
         torch.backends.cudnn.benchmark = True
     study = Study(args)
-    runs = plan(args.methods, args.seeds, args.spread_methods)
+    runs = plan(
+        args.methods,
+        args.seeds,
+        args.spread_methods,
+        args.arms,
+        args.more_arms,
+        args.more_arms_methods,
+    )
     out = args.out_dir
     (out / "runs").mkdir(parents=True, exist_ok=True)
     # what defines the results (not where they go, how they are shown, or a dry run)
@@ -578,9 +687,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             if saved.get("fingerprint") != key:
                 theirs = saved.get("run_config", {})
                 diff = [
-                    f"{k}: {theirs.get(k)!r} there, {config[k]!r} now"
+                    f"{k}: {theirs.get(k, RUN_KEY_DEFAULTS.get(k))!r} there, {config[k]!r} now"
                     for k in RUN_KEYS
-                    if theirs.get(k) != config[k]
+                    if theirs.get(k, RUN_KEY_DEFAULTS.get(k)) != config[k]
                 ]
                 raise SystemExit(
                     f"error: {path} comes from a different configuration ({'; '.join(diff)}); "
@@ -608,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 bar.set_postfix_str(run.name)
             result = study.run(run, epochs, bar=bar)
             result["fingerprint"] = key
-            result["run_config"] = {k: config[k] for k in RUN_KEYS}
+            result["run_config"] = run_keys(config)
             reporting.write_json(out / "runs" / f"{run.name}.json", result)
             results[run.name] = result
             line = (
@@ -621,6 +730,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             bar.close()
 
     ordered = [results[r.name] for r in runs]
+    fake = args.dataset == "fake"
     env = _environment(args, study)
     env["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     summary = report.build(
@@ -629,8 +739,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         command=command,
         data_line=(
             f"{args.dataset}: {len(study.train)} of {study.n_train_all} training images "
-            f"(pre-training, kNN bank, probe), {len(study.test)} of {study.n_test_all} test "
-            f"images; {study.num_classes} classes"
+            f"(pre-training, kNN bank, probe), {len(study.test)} of {study.n_test_all} "
+            f"{'test' if args.holdout is None else 'held-out training'} images; "
+            f"{study.num_classes} classes" + (f" ({FAKE_NOTE})" if fake else "")
         ),
         calibration=calibration,
         environment=env,
@@ -639,6 +750,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (out / "study.md").write_text(report.markdown(summary))
     figure = report.figure(summary, out / "study.png")
     print(report.markdown_tables(summary))
+    if fake:
+        print(f"\n--dataset fake: {FAKE_NOTE}")
     written = [out / "study.json", out / "study.md", *([figure] if figure else [])]
     print("\nwritten: " + ", ".join(map(str, written)))
     return summary

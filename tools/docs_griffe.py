@@ -12,6 +12,7 @@ this extension rewrites, in every docstring of the loaded package:
 * Google-style argument lines that document several parameters at once (``z1, z2: ...``)
   into one line per parameter, as griffe's parser wants them;
 * ``.. math::`` directives into code blocks holding the formula;
+* doctest examples (``>>>`` and their output) into ``pycon`` code blocks;
 * a paragraph ending in ``::`` (a literal block follows) into one ending in ``:``;
 * reST simple tables (``====  ====`` borders) into Markdown tables.
 
@@ -112,6 +113,23 @@ def _math_block(lines: list[str], i: int) -> tuple[int, list[str]] | None:
     return i, [f"{indent}```text", *[f"{indent}{b}" for b in body], f"{indent}```", ""]
 
 
+_PROMPT = re.compile(r"^(?P<indent>[ \t]*)>>>(?: |$)")
+
+
+def _doctest_block(lines: list[str], i: int) -> tuple[int, list[str]] | None:
+    """A doctest example (``>>>`` lines and their output, up to a blank or dedented line)
+    -> a fenced ``pycon`` block: as plain Markdown, ``>>>`` would nest blockquotes."""
+    m = _PROMPT.match(lines[i])
+    if not m:
+        return None
+    indent = m.group("indent")
+    j = i + 1
+    while j < len(lines) and lines[j].strip() and lines[j].startswith(indent):
+        j += 1
+    body = [line[len(indent) :] for line in lines[i:j]]
+    return j, [f"{indent}```pycon", *[f"{indent}{b}" for b in body], f"{indent}```"]
+
+
 _BORDER = re.compile(r"^([ \t]*)=+(?:[ \t]+=+)+[ \t]*$")
 
 
@@ -172,6 +190,7 @@ def _shared_arguments(text: str) -> str:
 
 def convert(text: str, obj: griffe.Object) -> str:
     text = _replace_blocks(_replace_blocks(_roles(text, obj), _math_block), _table_block)
+    text = _replace_blocks(text, _doctest_block)
     return _shared_arguments(_literal_blocks(text))
 
 

@@ -7,19 +7,15 @@
   links pointed there, so every relative link is checked by ``mkdocs build --strict`` and
   works on the site as it does on the repository's web page. A link to a file that does not
   exist is left alone, and the strict build fails on it.
-* The API reference reads the package as installed: ``adapters/`` installs as
-  ``w2reg.adapters`` (pyproject.toml's package-dir), so griffe is pointed at a temporary copy
-  of the sources in which ``adapters/`` is ``w2reg/adapters``. Nothing is imported: lightly,
-  solo-learn and Lightning need not be installed to build the site.
+* The API reference reads the sources in ``src/`` (laid out as installed: ``src/w2reg``,
+  ``src/w2reg/adapters``). Nothing is imported: lightly, solo-learn and Lightning need not
+  be installed to build the site.
 """
 
 from __future__ import annotations
 
-import atexit
 import posixpath
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -94,23 +90,10 @@ def _linked_repo_files() -> set[Path]:
     return found
 
 
-def _api_tree() -> Path:
-    """A temporary copy of the sources laid out as installed: ``w2reg/adapters``.
-
-    A copy, not links: griffe looks for submodules next to a module's resolved file.
-    """
-    tree = Path(tempfile.mkdtemp(prefix="w2reg-docs-api-"))
-    atexit.register(shutil.rmtree, tree, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "w2reg", tree / "w2reg", ignore=ignore)
-    shutil.copytree(ROOT / "adapters", tree / "w2reg" / "adapters", ignore=ignore)
-    return tree
-
-
 @event_priority(100)  # before mkdocstrings' own on_config, which creates the handler
 def on_config(config: Any) -> Any:
     handlers = config.plugins["mkdocstrings"].config.handlers
-    handlers.setdefault("python", {})["paths"] = [str(_api_tree())]
+    handlers.setdefault("python", {})["paths"] = [str(ROOT / "src")]
     return config
 
 

@@ -1,4 +1,6 @@
-"""Derive the per-step odd quintics of the iterative polar factor (w2reg/_polar_coefficients.py).
+"""Derive the per-step odd quintics of the iterative polar factor.
+
+Written to src/w2reg/_polar_coefficients.py.
 
 The iterative nuclear norm (:mod:`w2reg._polar`) maps every singular value ``s`` of a matrix
 scaled into ``[0, 1]`` through a composition of odd polynomials ``p_t(s) = a s + b s^3 + c s^5``
@@ -20,7 +22,7 @@ the minimax quintic is, to float64 precision, its limit for an interval shrinkin
 Usage::
 
     python tools/polar_coefficients.py            # print the table
-    python tools/polar_coefficients.py --write    # regenerate w2reg/_polar_coefficients.py
+    python tools/polar_coefficients.py --write    # regenerate src/w2reg/_polar_coefficients.py
     python tools/polar_coefficients.py --check    # exit 1 if the shipped table differs
 
 ``tests/test_polar.py`` checks that the shipped constants are this script's output.
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET = ROOT / "w2reg" / "_polar_coefficients.py"
+TARGET = ROOT / "src" / "w2reg" / "_polar_coefficients.py"
 
 #: Singular values down to LOWER_BOUND * (the scaled upper bound) converge to 1; smaller
 #: ones are mapped to roughly GAIN * s < 1 (damped). 1e-4: W2 within 1e-4 relative on
