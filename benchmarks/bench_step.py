@@ -9,7 +9,8 @@ batch, for
   model and the ``BYOLW2`` model (weight 0.2, ``w2_method`` as given, default ``"auto"``);
   its own optimizer (LARS) from ``configure_optimizers``;
 * ``solo``: solo-learn's ``byol`` and w2reg's ``byol_w2`` built from the shipped Hydra configs
-  (``adapters/configs/cifar``, ``data=cifar10``); SGD (solo's LARS needs a Trainer to set up).
+  (``src/w2reg/adapters/configs/cifar``, ``data=cifar10``); SGD (solo's LARS needs a Trainer
+  to set up).
   Skipped, with a message, where solo-learn (or hydra-core) is not installed.
 
 A step is ``zero_grad``, ``training_step`` (under ``torch.autocast(bfloat16)`` on a GPU, what

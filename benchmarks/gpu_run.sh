@@ -41,7 +41,7 @@ if ls "$REPO"/.whl/*.whl >/dev/null 2>&1; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target "$SITE" "$REPO"/.whl/*.whl 2>&1 | tail -3 | tee -a "$LOG"
 fi
-cp -r "$REPO/w2reg" "$SITE/w2reg" && cp -r "$REPO/adapters" "$SITE/w2reg/adapters"
+rm -rf "$SITE/w2reg" && cp -r "$REPO/src/w2reg" "$SITE/w2reg"
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 # the independent probe: $GPU_PROBE (relative paths are from the repository root), else
 # ../shared/tools/gpu_probe.py beside the checkout (it does not travel to a device machine),

@@ -36,10 +36,10 @@ DEST=${OUT:-benchmarks/results/study_gpu}
 WORK=$(mktemp -d)/study
 mkdir -p "$DEST"
 
-# lightly (pure Python) next to the machine's own torch; w2reg from this tree laid out as
-# its wheel is (pyproject's package-dir: adapters/ is w2reg.adapters), no build tools needed
+# lightly (pure Python) next to the machine's own torch; w2reg from this tree's src/ (laid out
+# as its wheel is), no build tools needed
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/lightly-*.whl
-rm -rf /tmp/site/w2reg && cp -r w2reg /tmp/site/w2reg && cp -r adapters /tmp/site/w2reg/adapters
+rm -rf /tmp/site/w2reg && cp -r src/w2reg /tmp/site/w2reg
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import torch, torchvision, lightly, w2reg; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'lightly', lightly.__version__)"
