@@ -6,7 +6,7 @@ Gaussian rows), their mean and standard deviation, next to :func:`w2reg.w2_floor
 formula), its Marchenko-Pastur leading order alone, and :func:`w2reg.w2_lower_bound` (the
 least any ``N`` unit rows can score).
 
-Part 2 (``--study-run METHOD:ARM``): the study's test embeddings. One run of
+Part 2 (``--study-run METHOD:ARM ...``): the study's test embeddings. Each run of
 ``examples/study.py`` (its own code: ``Study.pretrain`` with ``--study-args``, the study's
 arguments) is pre-trained, the projections of its test set are embedded (and saved to
 ``<out>/embeddings_<run>.pt``; ``--embeddings FILE`` reuses such a file without training),
@@ -257,8 +257,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--draws", type=int, default=16, help="draws per point up to N = 1,024")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--study-run", default=None, help="METHOD:ARM of the study, e.g. byol:w2")
-    p.add_argument("--study-args", default="", help="the study's arguments for that run")
+    p.add_argument(
+        "--study-run",
+        nargs="*",
+        default=[],
+        help="METHOD:ARM runs of the study, e.g. byol:plain byol:w2 (each pre-trained in turn)",
+    )
+    p.add_argument(
+        "--study-args", default="", help="the study's arguments (examples/study.py) for those runs"
+    )
     p.add_argument("--embeddings", type=Path, nargs="*", default=[], help="saved embeddings")
     p.add_argument(
         "--study-results",
@@ -287,14 +294,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for path in a.embeddings:
         saved = torch.load(path)
         sources.append((saved["name"], saved["z"]))
-    if a.study_run is not None:
-        sources.append(study_embeddings(a.study_run, a.study_args, a.out_dir))
+    for run_spec in a.study_run:
+        sources.append(study_embeddings(run_spec, a.study_args, a.out_dir))
     for name, z in sources:
         result["embeddings"].append(embedding_part(name, z, a.sizes, a.draws, a.seed + 1))
     if not sources:
         result["embeddings_note"] = (
-            "no test embeddings: give --study-run METHOD:ARM --study-args '...' (trains one "
-            "study run) or --embeddings FILE"
+            "no test embeddings: give --study-run METHOD:ARM ... --study-args '...' (trains "
+            "each study run) or --embeddings FILE"
         )
     result["seconds"] = time.perf_counter() - start
     json_path = a.json or a.out_dir / "bench_floor.json"

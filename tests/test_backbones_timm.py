@@ -165,9 +165,11 @@ def test_bench_floor_embeds_a_study_run(tmp_path):
     spec.loader.exec_module(bench)
     study_args = " ".join([*STUDY_TINY, "--test-subset", "40", "--width", "4"])
     argv = ["--sizes", "16", "32", "--dims", "8", "--draws", "2", "--out-dir", str(tmp_path)]
-    result = bench.main([*argv, "--study-run", "byol:w2", "--study-args", study_args])
-    (emb,) = result["embeddings"]
+    runs = ["--study-run", "byol:w2", "byol:plain", "--study-args", study_args]
+    result = bench.main([*argv, *runs])
+    emb, plain = result["embeddings"]
     assert (emb["name"], emb["n_total"], emb["m"]) == ("byol_w2_s0_fake", 40, 8)
+    assert (plain["name"], plain["n_total"]) == ("byol_plain_s0_fake", 40)
     assert [r["n"] for r in emb["rows"]] == [16, 32, 40]
     assert all(r["floor"] == pytest.approx(bench.w2reg.w2_floor(r["n"], 8)) for r in emb["rows"])
     saved = tmp_path / "embeddings_byol_w2_s0_fake.pt"
