@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gloo_teardown import end_process_group  # noqa: E402
 from spt_fixture import WITH_ENV_DUMP, B, build, keep_outputs, loader, trainer  # noqa: E402
 
 from w2reg.adapters.spt import LOG_W2, W2Regularizer, projector_name  # noqa: E402
@@ -63,9 +64,7 @@ def main(out: str, *runs: str) -> None:
         rank = t.global_rank
         result = {"rank": rank, "world": t.world_size, "steps": record.steps}
         torch.save(result, Path(out) / f"{name.replace(':', '-')}-rank{rank}.pt")
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    end_process_group()
 
 
 if __name__ == "__main__":

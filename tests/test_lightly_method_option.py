@@ -65,9 +65,8 @@ def test_ready_lightly_models_take_w2_method() -> None:
 
 
 def test_monitor_measures_with_the_given_method() -> None:
-    from w2reg.adapters.callbacks import UniformityMonitor, measure
-
     from w2reg import w2_uniformity
+    from w2reg.adapters.callbacks import UniformityMonitor, measure
     from w2reg.functional import normalize_rows
 
     z = torch.randn(300, 16)

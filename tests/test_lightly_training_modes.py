@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 pytest.importorskip("lightly")
 
+from glue_models import DestroyProcessGroup  # noqa: E402
 from lightly.loss import NTXentLoss  # noqa: E402
 from lightly.models.modules import SimCLRProjectionHead  # noqa: E402
 
@@ -113,17 +114,6 @@ def test_factory_form_pickles_with_torch_save():
     assert loaded.w2reg.loss.last_value is not None and loss.requires_grad
     buffer.seek(0)
     assert type(torch.load(buffer, weights_only=False)) is type(loaded)  # one class per spec
-
-
-class DestroyProcessGroup(lightning.Callback):
-    """Lightning's ``ddp_spawn`` leaves gloo's process group alive when the worker returns;
-    on torch 2.14 / Python 3.13 the worker then aborts at exit ("terminate called without an
-    active exception") in about 1 of 3 runs, with or without w2reg. Tear it down first."""
-
-    def teardown(self, trainer, pl_module, stage):
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
 
 
 def test_factory_form_trains_with_ddp_spawn():
