@@ -13,7 +13,6 @@ import warnings
 import pytest
 import torch
 from quiet_trainer import trainer
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 pytest.importorskip("lightly")
@@ -22,14 +21,8 @@ try:  # the package the adapter's models subclass: lightning.pytorch, else pytor
 except ImportError:  # pragma: no cover
     lightning = pytest.importorskip("pytorch_lightning")
 
-from lightly.loss import NegativeCosineSimilarity, NTXentLoss  # noqa: E402
-from lightly.models.modules import (  # noqa: E402
-    BYOLPredictionHead,
-    BYOLProjectionHead,
-    SimCLRProjectionHead,
-)
-from lightly.models.utils import deactivate_requires_grad, update_momentum  # noqa: E402
-from lightly.utils.scheduler import cosine_schedule  # noqa: E402
+
+import glue_models  # noqa: E402
 
 from w2reg import LinearDecay, w2_uniformity  # noqa: E402
 from w2reg.adapters.lightly import (  # noqa: E402
@@ -45,80 +38,19 @@ warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
 B = 8
 
 
-def tiny_backbone() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
-    )
-
-
-# -- models written like lightly's examples (tiny backbone, same structure) --------------------
-class SimCLR(lightning.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.backbone = tiny_backbone()
-        self.projection_head = SimCLRProjectionHead(8, 16, 8)
-        self.criterion = NTXentLoss()
-
-    def forward(self, x):
-        x = self.backbone(x).flatten(start_dim=1)
-        z = self.projection_head(x)
-        return z
-
+# -- lightly's example models (tests/glue_models.py), logging their own loss as "criterion" ----
+class SimCLR(glue_models.SimCLR):
     def training_step(self, batch, batch_index):
-        (x0, x1) = batch[0]
-        z0 = self.forward(x0)
-        z1 = self.forward(x1)
-        loss = self.criterion(z0, z1)
+        loss = super().training_step(batch, batch_index)
         self.log("criterion", loss)
         return loss
 
-    def configure_optimizers(self):
-        optim = torch.optim.SGD(self.parameters(), lr=0.06)
-        return optim
 
-
-class BYOL(lightning.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.backbone = tiny_backbone()
-        self.projection_head = BYOLProjectionHead(8, 16, 8)
-        self.prediction_head = BYOLPredictionHead(8, 16, 8)
-
-        self.backbone_momentum = copy.deepcopy(self.backbone)
-        self.projection_head_momentum = copy.deepcopy(self.projection_head)
-
-        deactivate_requires_grad(self.backbone_momentum)
-        deactivate_requires_grad(self.projection_head_momentum)
-
-        self.criterion = NegativeCosineSimilarity()
-
-    def forward(self, x):
-        y = self.backbone(x).flatten(start_dim=1)
-        z = self.projection_head(y)
-        p = self.prediction_head(z)
-        return p
-
-    def forward_momentum(self, x):
-        y = self.backbone_momentum(x).flatten(start_dim=1)
-        z = self.projection_head_momentum(y)
-        z = z.detach()
-        return z
-
-    def training_step(self, batch, batch_idx):
-        momentum = cosine_schedule(self.current_epoch, 10, 0.996, 1)
-        update_momentum(self.backbone, self.backbone_momentum, m=momentum)
-        update_momentum(self.projection_head, self.projection_head_momentum, m=momentum)
-        (x0, x1) = batch[0]
-        p0 = self.forward(x0)
-        z0 = self.forward_momentum(x0)
-        p1 = self.forward(x1)
-        z1 = self.forward_momentum(x1)
-        loss = 0.5 * (self.criterion(p0, z1) + self.criterion(p1, z0))
+class BYOL(glue_models.BYOL):
+    def training_step(self, batch, batch_index):
+        loss = super().training_step(batch, batch_index)
         self.log("criterion", loss)
         return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.06)
 
 
 # The one line, in its two forms.
